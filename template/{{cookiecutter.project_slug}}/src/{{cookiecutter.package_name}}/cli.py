@@ -1,0 +1,190 @@
+"""Command line over the stages: `{{ cookiecutter.package_name }} ingest | train | models | demo-data | ui`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .config import ConfigError, DemoSourceConfig, ModelFamily, Project, load_project
+from .data import DataError, demo_schema, generate_demo, ingest, write_table
+
+app = typer.Typer(
+    name="{{ cookiecutter.package_name }}",
+    help="{{ cookiecutter.project_name }}: ingest, train and track models.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Project configuration file.", show_default=True)
+]
+DEFAULT_CONFIG = Path("configs/project.yaml")
+
+
+@contextmanager
+def step(description: str) -> Iterator[None]:
+    """A spinner with elapsed time for a step that takes a while."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        progress.add_task(description, total=None)
+        yield
+    console.print(f"[green]done[/green] {description}")
+
+
+def _open(config: Path) -> Project:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        return load_project(config)
+    except ConfigError as error:
+        _fail(str(error))
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=2)
+
+
+@app.command("ingest")
+def ingest_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Read the source, quarantine invalid rows, split by time, write a snapshot."""
+    project = _open(config)
+    try:
+        with step("ingesting"):
+            result = ingest(project)
+    except (ConfigError, DataError) as error:
+        _fail(str(error))
+    table = Table(title=f"snapshot {result.snapshot.snapshot_id}")
+    for column in ("read", "valid", "quarantined", "train", "validation", "holdout"):
+        table.add_column(column, justify="right")
+    parts = result.snapshot.manifest["parts"]
+    table.add_row(
+        str(result.rows_read),
+        str(result.rows_valid),
+        str(result.rows_quarantined),
+        *(str(parts[name]["rows"]) for name in ("train", "validation", "holdout")),
+    )
+    console.print(table)
+    if result.quarantine_file:
+        console.print(
+            f"[yellow]{result.rows_quarantined} rows quarantined[/yellow] with reasons in "
+            f"{result.quarantine_file.relative_to(project.root)}"
+        )
+
+
+@app.command("train")
+def train_command(
+    config: ConfigOption = DEFAULT_CONFIG,
+    family: Annotated[
+        ModelFamily | None, typer.Option(help="Train this family instead of the configured one.")
+    ] = None,
+    snapshot: Annotated[
+        str | None, typer.Option(help="Snapshot id; the latest by default.")
+    ] = None,
+) -> None:
+    """Train the baseline and the model on a snapshot, log to MLflow, register the challenger."""
+    from .train import TrainingError, train
+
+    project = _open(config)
+    try:
+        with step("training"):
+            result = train(project, family=family, snapshot_id=snapshot)
+    except (ConfigError, DataError, TrainingError) as error:
+        _fail(str(error))
+    table = Table(title=f"{result.model_name} version {result.version} ({result.family})")
+    table.add_column("holdout metric")
+    table.add_column("model", justify="right")
+    table.add_column("baseline", justify="right")
+    for name, value in result.metrics.items():
+        table.add_row(name, f"{value:.4f}", f"{result.baseline_metrics[name]:.4f}")
+    console.print(table)
+    role = "champion (first model)" if result.became_champion else "challenger"
+    console.print(f"registered [bold]{result.model_name}[/bold] v{result.version} as {role}")
+
+
+@app.command("models")
+def models_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """List registered versions and the aliases that point at them."""
+    from .train.tracking import tracking
+
+    project = _open(config)
+    name = project.config.tracking.registered_model
+    with tracking(project) as client:
+        versions = client.search_model_versions(f"name = '{name}'")
+        aliases = client.get_registered_model(name).aliases if versions else {}
+    table = Table(title=name)
+    for column in ("version", "aliases", "family", "snapshot", "trained at"):
+        table.add_column(column)
+    for version in sorted(versions, key=lambda v: int(v.version)):
+        names = ", ".join(sorted(a for a, v in aliases.items() if str(v) == str(version.version)))
+        tags = version.tags
+        table.add_row(
+            str(version.version),
+            names,
+            tags.get("model_family", ""),
+            tags.get("snapshot_id", ""),
+            tags.get("trained_at", ""),
+        )
+    console.print(table)
+
+
+@app.command("demo-data")
+def demo_data_command(
+    out: Annotated[Path, typer.Option(help="Where to write the rows (.csv or .parquet).")],
+    schema_out: Annotated[Path | None, typer.Option(help="Also write the schema here.")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    rows: int = 20_000,
+    seed: int = 7,
+    covariate_shift: float = 0.0,
+    concept_shift: float = 0.0,
+) -> None:
+    """Write the demo data (for the project's task) to a file, to try the file source."""
+    task = _open(config).config.train.task
+    source = DemoSourceConfig(
+        rows=rows, seed=seed, covariate_shift=covariate_shift, concept_shift=concept_shift
+    )
+    try:
+        write_table(generate_demo(source, task), out)
+    except DataError as error:
+        _fail(str(error))
+    console.print(f"wrote {rows} rows to {out}")
+    if schema_out:
+        demo_schema(task).to_yaml(schema_out)
+        console.print(f"wrote the schema to {schema_out}")
+
+
+@app.command("ui")
+def ui_command(config: ConfigOption = DEFAULT_CONFIG, port: int = 5000) -> None:
+    """Open the MLflow UI on the project's store (after fixing paths if the folder moved)."""
+    from .train.tracking import relocate_store
+
+    project = _open(config)
+    relocate_store(project)
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        project.tracking_uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    raise typer.Exit(subprocess.call(command, cwd=project.root))  # noqa: S603

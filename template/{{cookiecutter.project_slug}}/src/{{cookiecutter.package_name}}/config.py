@@ -1,0 +1,201 @@
+"""Project configuration: one YAML file, validated before any work starts.
+
+Every model is frozen and refuses unknown keys, so a typo in `configs/project.yaml` stops the run
+with a message that names the key instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Task = Literal["binary_classification", "regression"]
+ModelFamily = Literal["hist_gradient_boosting", "linear", "baseline"]
+
+METRIC_DIRECTIONS: dict[Task, dict[str, Literal["maximize", "minimize"]]] = {
+    "binary_classification": {
+        "roc_auc": "maximize",
+        "average_precision": "maximize",
+        "accuracy": "maximize",
+        "f1": "maximize",
+        "log_loss": "minimize",
+        "brier": "minimize",
+        "calibration_error": "minimize",
+    },
+    "regression": {
+        "rmse": "minimize",
+        "mae": "minimize",
+        "r2": "maximize",
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or invalid."""
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DemoSourceConfig(Frozen):
+    """The built-in synthetic source: deterministic for a seed, with knobs to inject drift."""
+
+    kind: Literal["demo"] = "demo"
+    rows: int = Field(default=20_000, ge=200)
+    seed: int = 7
+    start: date = date(2025, 1, 1)
+    days: int = Field(default=180, ge=7)
+    covariate_shift: float = Field(default=0.0, ge=0.0, le=3.0)
+    concept_shift: float = Field(default=0.0, ge=0.0, le=1.0)
+    invalid_fraction: float = Field(default=0.005, ge=0.0, lt=0.5)
+
+
+class FileSourceConfig(Frozen):
+    """A CSV or Parquet file described by a schema file."""
+
+    kind: Literal["file"] = "file"
+    path: Path
+    schema_path: Path
+
+    @model_validator(mode="after")
+    def _known_format(self) -> FileSourceConfig:
+        if self.path.suffix.lower() not in {".csv", ".parquet"}:
+            raise ValueError(f"path must end in .csv or .parquet, got {self.path.name!r}")
+        return self
+
+
+SourceConfig = Annotated[DemoSourceConfig | FileSourceConfig, Field(discriminator="kind")]
+
+
+class SplitConfig(Frozen):
+    """Fractions of the time range kept for validation and holdout, the most recent last."""
+
+    validation_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
+    holdout_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
+
+
+class DataConfig(Frozen):
+    source: SourceConfig
+    split: SplitConfig = SplitConfig()
+    min_training_rows: int = Field(default=500, ge=10)
+
+
+class TrainConfig(Frozen):
+    task: Task
+    model_family: ModelFamily
+    params: dict[str, float | int | str | bool | None] = Field(default_factory=dict)
+    primary_metric: str
+    slice_column: str | None = None
+    calibration: Literal["sigmoid", "isotonic", "none"] = "sigmoid"
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _metric_fits_task(self) -> TrainConfig:
+        known = METRIC_DIRECTIONS[self.task]
+        if self.primary_metric not in known:
+            raise ValueError(
+                f"primary_metric {self.primary_metric!r} is not a {self.task} metric; "
+                f"choose one of {sorted(known)}"
+            )
+        return self
+
+    @property
+    def direction(self) -> Literal["maximize", "minimize"]:
+        return METRIC_DIRECTIONS[self.task][self.primary_metric]
+
+
+class TrackingConfig(Frozen):
+    """Where runs and models go. `MLFLOW_TRACKING_URI` overrides the embedded SQLite store."""
+
+    experiment: str = Field(min_length=1)
+    registered_model: str = Field(min_length=1)
+
+
+class PathsConfig(Frozen):
+    data_dir: Path = Path("data")
+    reports_dir: Path = Path("reports")
+
+
+class ProjectConfig(Frozen):
+    data: DataConfig
+    train: TrainConfig
+    tracking: TrackingConfig
+    paths: PathsConfig = PathsConfig()
+
+
+@dataclass(frozen=True)
+class Project:
+    """A validated configuration and its folder, against which every relative path resolves."""
+
+    root: Path
+    config: ProjectConfig
+
+    def path(self, relative: Path | str) -> Path:
+        candidate = Path(relative)
+        return candidate if candidate.is_absolute() else self.root / candidate
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.path(self.config.paths.data_dir) / "snapshots"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.path(self.config.paths.data_dir) / "quarantine"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.path(self.config.paths.reports_dir)
+
+    @property
+    def local_store(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.root / "mlruns"
+
+    @property
+    def tracking_uri(self) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.local_store}"
+
+    @property
+    def uses_local_store(self) -> bool:
+        return self.tracking_uri == f"sqlite:///{self.local_store}"
+
+
+def explain(error: ValidationError) -> str:
+    """One line per invalid field, so the message names exactly what to fix."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: Any, source: str = "configuration") -> ProjectConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(f"{source} is invalid:\n{explain(error)}") from None
+
+
+def load_project(config_path: Path | str = Path("configs/project.yaml")) -> Project:
+    """Read and validate the config; the project root is the folder above `configs/`."""
+    path = Path(config_path).resolve()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{config_path}: no such file") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{config_path}: not valid YAML: {error}") from None
+    return Project(root=path.parent.parent, config=parse_config(raw, str(config_path)))

@@ -1,0 +1,58 @@
+"""Where raw rows come from: the demo generator or a CSV/Parquet file, behind one function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import DemoSourceConfig, FileSourceConfig, Project
+from .demo import demo_schema, generate_demo
+from .schema import DataSchema
+
+
+class DataError(ValueError):
+    """Input data cannot be used: missing file, unreadable format, wrong columns, too few rows."""
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read CSV as text (validation then sees exactly what the file holds) or Parquet."""
+    if not path.exists():
+        raise DataError(f"data file {path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+    except (ValueError, OSError) as error:
+        raise DataError(f"data file {path} cannot be read: {error}") from None
+    raise DataError(f"data file {path}: expected .csv or .parquet")
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix.lower() == ".parquet":
+        # Parquet columns have one type: a column mixing numbers and text is stored as text.
+        mixed = [name for name in frame.columns if frame[name].dtype == object]
+        as_text = {name: frame[name].map(lambda v: v if pd.isna(v) else str(v)) for name in mixed}
+        frame.assign(**as_text).to_parquet(path, index=False)
+    else:
+        raise DataError(f"{path}: expected .csv or .parquet")
+
+
+def load_source(project: Project) -> tuple[pd.DataFrame, DataSchema, str]:
+    """The raw rows, the schema that governs them, and a one-line description of the source."""
+    source = project.config.data.source
+    if isinstance(source, DemoSourceConfig):
+        task = project.config.train.task
+        description = (
+            f"demo(rows={source.rows}, seed={source.seed}, start={source.start}, "
+            f"covariate_shift={source.covariate_shift}, concept_shift={source.concept_shift})"
+        )
+        return generate_demo(source, task), demo_schema(task), description
+    assert isinstance(source, FileSourceConfig)
+    schema = DataSchema.from_yaml(project.path(source.schema_path))
+    return read_table(project.path(source.path)), schema, f"file({source.path})"

@@ -1,0 +1,118 @@
+"""Enforce the schema row by row: good rows go on, bad rows are quarantined with the reason.
+
+A whole-file problem (a missing column, no rows at all) is an error; a bad value in one row is
+not, but the row is kept aside with every reason it failed, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from .schema import ColumnSpec, DataSchema
+from .sources import DataError
+
+REASON = "quarantine_reason"
+SOURCE_ROW = "source_row"
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    valid: pd.DataFrame
+    quarantined: pd.DataFrame
+    ignored_columns: tuple[str, ...]
+
+
+def _checks(column: ColumnSpec) -> list[pa.Check]:
+    checks = []
+    if column.min is not None:
+        checks.append(pa.Check.ge(column.min, error=f"below the minimum {column.min:g}"))
+    if column.max is not None:
+        checks.append(pa.Check.le(column.max, error=f"above the maximum {column.max:g}"))
+    if column.integer:
+        checks.append(pa.Check(lambda s: s % 1 == 0, error="not a whole number"))
+    if column.categories is not None:
+        checks.append(pa.Check.isin(column.categories, error="not a known category"))
+    return checks
+
+
+def pandera_schema(schema: DataSchema) -> pa.DataFrameSchema:
+    """The pandera form of the contract, applied after values have been parsed."""
+    return pa.DataFrameSchema(
+        {
+            column.name: pa.Column(checks=_checks(column), nullable=column.nullable)
+            for column in schema.columns
+        }
+    )
+
+
+def _parse(values: pd.Series, column: ColumnSpec) -> tuple[pd.Series, str]:
+    if column.role == "timestamp":
+        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+        return parsed, "not a timestamp"
+    if column.is_numeric:
+        return pd.to_numeric(values, errors="coerce").astype("float64"), "not a number"
+    text = values.astype(object).where(values.isna(), values.astype(str))
+    return text, ""
+
+
+def validate(
+    raw: pd.DataFrame, schema: DataSchema, now: datetime | None = None
+) -> ValidationResult:
+    """Split `raw` into typed valid rows and quarantined rows that say why they failed."""
+    names = [column.name for column in schema.columns]
+    if missing := [name for name in names if name not in raw.columns]:
+        raise DataError(f"the data lacks required columns: {', '.join(missing)}")
+    if raw.empty:
+        raise DataError("the data has no rows")
+    raw = raw.reset_index(drop=True)
+    reasons: dict[int, list[str]] = defaultdict(list)
+
+    parsed = {}
+    for column in schema.columns:
+        values, unparsable = _parse(raw[column.name], column)
+        for row in raw.index[raw[column.name].notna() & values.isna()]:
+            reasons[row].append(f"{column.name}: {raw.at[row, column.name]!r} is {unparsable}")
+        parsed[column.name] = values
+    typed = pd.DataFrame(parsed, index=raw.index)
+
+    try:
+        pandera_schema(schema).validate(typed, lazy=True)
+    except SchemaErrors as errors:
+        for case in errors.failure_cases.itertuples(index=False):
+            if pd.isna(case.index):
+                raise DataError(f"{case.column}: {case.check}") from None
+            row = int(case.index)
+            if case.check == "not_nullable":
+                if not any(reason.startswith(f"{case.column}:") for reason in reasons[row]):
+                    reasons[row].append(f"{case.column}: missing")
+            else:
+                reasons[row].append(f"{case.column}: {case.failure_case!r} is {case.check}")
+
+    key = [schema.id_column, schema.timestamp_column]
+    for row in typed.index[
+        typed.duplicated(subset=key, keep="first") & typed[key].notna().all(axis=1)
+    ]:
+        reasons[row].append("duplicate: same id and timestamp as an earlier row")
+    latest_allowed = (now or datetime.now(UTC)) + FUTURE_TOLERANCE
+    for row in typed.index[typed[schema.timestamp_column] > latest_allowed]:
+        reasons[row].append(f"{schema.timestamp_column}: in the future")
+
+    bad = sorted(reasons)
+    quarantined = raw.loc[bad, names].astype(object)
+    quarantined = quarantined.where(quarantined.isna(), quarantined.astype(str))
+    quarantined.insert(0, SOURCE_ROW, bad)
+    quarantined[REASON] = ["; ".join(reasons[row]) for row in bad]
+    valid = typed.drop(index=bad).sort_values(schema.timestamp_column, kind="stable")
+    ignored = tuple(str(name) for name in raw.columns if name not in names)
+    return ValidationResult(
+        valid=valid.reset_index(drop=True),
+        quarantined=quarantined.reset_index(drop=True),
+        ignored_columns=ignored,
+    )

@@ -1,0 +1,271 @@
+"""Stage 3, train: fit a baseline and the configured model on the latest snapshot, log, register.
+
+Public entry point: `train(project)`. The new version gets the `challenger` alias; only the very
+first model also becomes `champion`. Replacing a champion is the promotion gate's job.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import mlflow
+import skops.io
+from mlflow import MlflowClient
+from mlflow.data.pandas_dataset import from_pandas
+from mlflow.models import infer_signature
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
+
+from ..config import ModelFamily, Project
+from ..data import PARTS, Snapshot, read_snapshot
+from ..features import model_input
+from .evaluate import compute_metrics, evaluation_figures, predict_scores, slice_metrics
+from .models import build_model
+from .tracking import CHALLENGER, CHAMPION, alias_version, tracking
+
+__all__ = ["Evaluation", "TrainResult", "TrainingError", "fit_model", "train"]
+
+PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy", "scipy", "skops"]
+
+
+class TrainingError(RuntimeError):
+    """Training ran but produced nothing worth registering; the registry is left as it was."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    holdout: dict[str, float]
+    validation: dict[str, float]
+    baseline_holdout: dict[str, float]
+    slices: dict[str, dict[str, float]]
+    beats_baseline: bool
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    model_name: str
+    version: str
+    family: ModelFamily
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    became_champion: bool
+    snapshot_id: str
+
+
+def fit_model(project: Project, snapshot: Snapshot, family: ModelFamily) -> Any:
+    """Fit on train; classifiers are then calibrated on validation, which the fit never saw."""
+    settings = project.config.train
+    schema = snapshot.schema
+    params = dict(settings.params) if family == settings.model_family else {}
+    model = build_model(schema, settings.task, family, params, settings.seed)
+    target = schema.target.name
+    model.fit(model_input(snapshot.train, schema), snapshot.train[target])
+    if settings.task == "binary_classification" and settings.calibration != "none":
+        calibrated = CalibratedClassifierCV(FrozenEstimator(model), method=settings.calibration)
+        return calibrated.fit(model_input(snapshot.validation, schema), snapshot.validation[target])
+    return model
+
+
+def _evaluate(project: Project, snapshot: Snapshot, model: Any, baseline: Any) -> Evaluation:
+    settings = project.config.train
+    schema = snapshot.schema
+
+    def scored(estimator: Any, part: str) -> tuple[dict[str, float], Any, Any]:
+        frame = getattr(snapshot, part)
+        truth = frame[schema.target.name].to_numpy(dtype=float)
+        scores = predict_scores(estimator, model_input(frame, schema), settings.task)
+        return compute_metrics(settings.task, truth, scores), truth, scores
+
+    holdout, truth, scores = scored(model, "holdout")
+    baseline_holdout = scored(baseline, "holdout")[0]
+    slices = {}
+    if settings.slice_column:
+        slices = slice_metrics(
+            settings.task, truth, scores, snapshot.holdout[settings.slice_column]
+        )
+    primary, value = settings.primary_metric, holdout[settings.primary_metric]
+    better = (
+        value > baseline_holdout[primary]
+        if settings.direction == "maximize"
+        else (value < baseline_holdout[primary])
+    )
+    return Evaluation(
+        holdout=holdout,
+        validation=scored(model, "validation")[0],
+        baseline_holdout=baseline_holdout,
+        slices=slices,
+        beats_baseline=better and not math.isnan(value),
+    )
+
+
+def _log_run(
+    project: Project,
+    snapshot: Snapshot,
+    family: ModelFamily,
+    model: Any,
+    evaluation: Evaluation,
+    fit_seconds: float,
+) -> None:
+    """Everything a reviewer needs to trust the run: data digests, params, metrics, plots."""
+    settings = project.config.train
+    schema = snapshot.schema
+    params = settings.params if family == settings.model_family else {}
+    mlflow.set_tags(
+        {
+            "stage": "train",
+            "model_family": family,
+            "snapshot_id": snapshot.snapshot_id,
+            "beats_baseline": str(evaluation.beats_baseline),
+        }
+    )
+    mlflow.log_params(
+        {
+            "task": settings.task,
+            "model_family": family,
+            "seed": settings.seed,
+            "calibration": settings.calibration
+            if settings.task == "binary_classification"
+            else "n/a",
+            "snapshot_id": snapshot.snapshot_id,
+            "features": ",".join(schema.feature_columns),
+            **{f"{part}_sha256": snapshot.digest(part) for part in PARTS},
+            **{f"rows_{part}": len(getattr(snapshot, part)) for part in PARTS},
+            **{f"param_{key}": value for key, value in params.items()},
+        }
+    )
+    for part in PARTS:
+        dataset = from_pandas(
+            getattr(snapshot, part),
+            source=str(snapshot.path(part).relative_to(project.root)),
+            targets=schema.target.name,
+            name=f"{snapshot.snapshot_id}/{part}",
+            digest=snapshot.digest(part)[:16],
+        )
+        mlflow.log_input(dataset, context=part)
+    metrics = {
+        **{f"holdout_{key}": value for key, value in evaluation.holdout.items()},
+        **{f"validation_{key}": value for key, value in evaluation.validation.items()},
+        **{f"baseline_holdout_{key}": value for key, value in evaluation.baseline_holdout.items()},
+        **{
+            f"slice_{_metric_key(name)}_{key}": value
+            for name, figures in evaluation.slices.items()
+            for key, value in figures.items()
+        },
+        "fit_seconds": fit_seconds,
+    }
+    mlflow.log_metrics({key: value for key, value in metrics.items() if not math.isnan(value)})
+    truth = snapshot.holdout[schema.target.name].to_numpy(dtype=float)
+    scores = predict_scores(model, model_input(snapshot.holdout, schema), settings.task)
+    for name, figure in evaluation_figures(settings.task, truth, scores).items():
+        mlflow.log_figure(figure, f"plots/{name}")
+    mlflow.log_dict(asdict(evaluation) | {"slice_column": settings.slice_column}, "evaluation.json")
+
+
+def _register(
+    project: Project,
+    client: MlflowClient,
+    snapshot: Snapshot,
+    family: ModelFamily,
+    model: Any,
+    evaluation: Evaluation,
+    run_id: str,
+) -> tuple[str, bool]:
+    """Log the model, tag the version with its lineage, and point the aliases at it."""
+    task = project.config.train.task
+    name = project.config.tracking.registered_model
+    example = model_input(snapshot.holdout.head(5), snapshot.schema)
+    classify = task == "binary_classification"
+    output = model.predict_proba(example) if classify else model.predict(example)
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        registered_model_name=name,
+        signature=infer_signature(example, output),
+        input_example=example,
+        pip_requirements=PIP_REQUIREMENTS,
+        skops_trusted_types=_trusted_types(model),
+        pyfunc_predict_fn="predict_proba" if classify else "predict",
+    )
+    version = str(info.registered_model_version)
+    primary = project.config.train.primary_metric
+    lineage = {
+        "snapshot_id": snapshot.snapshot_id,
+        "train_sha256": snapshot.digest("train"),
+        "model_family": family,
+        "trained_at": datetime.now(UTC).isoformat(),
+        "run_id": run_id,
+        f"holdout_{primary}": f"{evaluation.holdout[primary]:.6f}",
+    }
+    for key, value in lineage.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    first = alias_version(client, name, CHAMPION) is None
+    if first:
+        client.set_registered_model_alias(name, CHAMPION, version)
+        client.set_model_version_tag(
+            name,
+            version,
+            "promotion_reason",
+            "first model: there was no champion to compare against",
+        )
+    return version, first
+
+
+def _trusted_types(model: Any) -> list[str]:
+    """skops loads only types it is told to trust: we trust those scikit-learn and numpy define."""
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    return [name for name in untrusted if name.split(".")[0] in {"sklearn", "numpy"}]
+
+
+def _metric_key(value: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in value)
+
+
+def train(
+    project: Project, family: ModelFamily | None = None, snapshot_id: str | None = None
+) -> TrainResult:
+    """Train, evaluate on the holdout, log everything to MLflow and register the challenger.
+
+    A model that does not beat the baseline on the primary metric is logged but not registered.
+    """
+    family = family or project.config.train.model_family
+    snapshot = read_snapshot(project.snapshots_dir, snapshot_id)
+    minimum = project.config.data.min_training_rows
+    if len(snapshot.train) < minimum:
+        raise TrainingError(
+            f"training split has {len(snapshot.train)} rows, below the minimum {minimum}"
+        )
+    started = time.perf_counter()
+    model = fit_model(project, snapshot, family)
+    fit_seconds = time.perf_counter() - started
+    evaluation = _evaluate(project, snapshot, model, fit_model(project, snapshot, "baseline"))
+
+    with tracking(project) as client, mlflow.start_run(run_name=f"train-{family}") as run:
+        _log_run(project, snapshot, family, model, evaluation, fit_seconds)
+        if not evaluation.beats_baseline and family != "baseline":
+            mlflow.set_tag("outcome", "rejected: does not beat the baseline")
+            primary = project.config.train.primary_metric
+            raise TrainingError(
+                f"{family} scored {primary}={evaluation.holdout[primary]:.4f} on the holdout, "
+                f"not better than the baseline's {evaluation.baseline_holdout[primary]:.4f}; "
+                "nothing was registered"
+            )
+        version, first = _register(
+            project, client, snapshot, family, model, evaluation, run.info.run_id
+        )
+        mlflow.set_tag("outcome", "champion" if first else "challenger")
+    return TrainResult(
+        run_id=run.info.run_id,
+        model_name=project.config.tracking.registered_model,
+        version=version,
+        family=family,
+        metrics=evaluation.holdout,
+        baseline_metrics=evaluation.baseline_holdout,
+        became_champion=first,
+        snapshot_id=snapshot.snapshot_id,
+    )

@@ -1,0 +1,1 @@
+"""Tests of the project, from unit level to a small end-to-end run."""

@@ -1,0 +1,47 @@
+"""Shared fixtures: small demo projects in temporary folders, each with its own fresh store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }}.config import Project, load_project
+
+ROOT = Path(__file__).resolve().parents[1]
+MakeProject = Callable[..., Project]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests use the embedded store of their own temporary project, never an outside server."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def write_project(root: Path, **source: Any) -> Project:
+    """The project's own configuration, pointed at a small demo source under `root`."""
+    config = yaml.safe_load((ROOT / "configs" / "project.yaml").read_text(encoding="utf-8"))
+    config["data"]["source"] = {"kind": "demo", "rows": 3_000, "days": 60, **source}
+    config["data"]["min_training_rows"] = 200
+    config["train"]["slice_column"] = "region"
+    path = root / "configs" / "project.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return load_project(path)
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> MakeProject:
+    def make(name: str = "project", **source: Any) -> Project:
+        return write_project(tmp_path / name, **source)
+
+    return make
+
+
+@pytest.fixture
+def project(make_project: MakeProject) -> Project:
+    return make_project()
