@@ -47,7 +47,16 @@ def pipeline(session: nox.Session) -> None:
     install(session)
     session.run(PACKAGE, "ingest", *session.posargs)
     session.run(PACKAGE, "train", *session.posargs)
+    # The gate's verdict is the outcome, not a failure: 0 promoted, 1 rejected.
+    session.run(PACKAGE, "promote", *session.posargs, success_codes=[0, 1])
     session.run(PACKAGE, "models", *session.posargs)
+
+
+@nox.session
+def promote(session: nox.Session) -> None:
+    """The A/B gate alone; exits 0 promoted, 1 rejected, 2 error, so CI can act on it."""
+    install(session)
+    session.run(PACKAGE, "promote", *session.posargs)
 
 
 @nox.session(name="demo-data")

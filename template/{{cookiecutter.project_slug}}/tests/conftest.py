@@ -28,6 +28,8 @@ def write_project(root: Path, **source: Any) -> Project:
     config["data"]["source"] = {"kind": "demo", "rows": 3_000, "days": 60, **source}
     config["data"]["min_training_rows"] = 200
     config["train"]["slice_column"] = "region"
+    config["promotion"]["min_holdout_rows"] = 200
+    config["promotion"]["resamples"] = 500
     path = root / "configs" / "project.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config), encoding="utf-8")

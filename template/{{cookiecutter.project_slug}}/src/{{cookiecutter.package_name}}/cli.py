@@ -1,4 +1,4 @@
-"""Command line over the stages: `{{ cookiecutter.package_name }} ingest | train | models | demo-data | ui`."""
+"""Command line over the stages: ingest, train, promote, rollback, ab-report, and helpers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -17,6 +18,7 @@ from rich.table import Table
 
 from .config import ConfigError, DemoSourceConfig, ModelFamily, Project, load_project
 from .data import DataError, demo_schema, generate_demo, ingest, write_table
+from .promote.record import Decision
 
 app = typer.Typer(
     name="{{ cookiecutter.package_name }}",
@@ -115,6 +117,49 @@ def train_command(
     console.print(table)
     role = "champion (first model)" if result.became_champion else "challenger"
     console.print(f"registered [bold]{result.model_name}[/bold] v{result.version} as {role}")
+
+
+def _report(decision: Decision) -> None:
+    """Print the one-sentence reason and exit with the outcome's code."""
+    colour = {"promoted": "green", "rolled_back": "green", "keep_collecting": "yellow"}.get(
+        decision.outcome.value, "red"
+    )
+    console.print(f"[{colour}]{decision.outcome.value}[/{colour}]: {decision.reason}")
+    console.print(f"decision record: {decision.record_path}")
+    raise typer.Exit(code=decision.outcome.exit_code)
+
+
+@app.command("promote")
+def promote_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Run the A/B gate: exit 0 promoted, 1 rejected, 2 error. Writes a decision record."""
+    from .promote import promote
+
+    project = _open(config)
+    with step("comparing challenger and champion on the latest holdout"):
+        decision = promote(project)
+    _report(decision)
+
+
+@app.command("rollback")
+def rollback_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Point `champion` back at `previous-champion`."""
+    from .promote import rollback
+
+    _report(rollback(_open(config)))
+
+
+@app.command("ab-report")
+def ab_report_command(
+    config: ConfigOption = DEFAULT_CONFIG,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only predictions from this instant (UTC) on.")
+    ] = None,
+) -> None:
+    """Analyse the online experiment: exit 0 promote, 1 roll back, 3 keep collecting, 2 error."""
+    from .promote.online import ab_report
+
+    project = _open(config)
+    _report(ab_report(project, since=since.replace(tzinfo=UTC) if since else None))
 
 
 @app.command("models")

@@ -111,6 +111,41 @@ class TrainConfig(Frozen):
         return METRIC_DIRECTIONS[self.task][self.primary_metric]
 
 
+class GuardrailsConfig(Frozen):
+    """What the challenger must not make worse, whatever its primary metric says."""
+
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="metric -> non-inferiority margin: the challenger may be worse by at most this",
+    )
+    latency_ms_per_row: float | None = Field(default=None, gt=0.0)
+    slice_margin: float | None = Field(default=None, ge=0.0)
+    min_slice_rows: int = Field(default=100, ge=10)
+
+
+class OnlineConfig(Frozen):
+    """The live experiment: `shadow` scores the challenger unseen, `canary` serves it to a share."""
+
+    mode: Literal["off", "shadow", "canary"] = "off"
+    canary_share: float = Field(default=0.1, gt=0.0, lt=1.0)
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
+    min_samples_per_variant: int = Field(default=500, ge=10)
+
+
+class PromotionConfig(Frozen):
+    """The A/B gate: a challenger replaces the champion only on significant, guarded evidence."""
+
+    primary_metric: str | None = Field(default=None, description="defaults to train.primary_metric")
+    test: Literal["paired_bootstrap", "paired_t", "wilcoxon", "mcnemar"] = "paired_bootstrap"
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
+    min_effect: float = Field(default=0.0, ge=0.0)
+    min_holdout_rows: int = Field(default=500, ge=10)
+    resamples: int = Field(default=2_000, ge=100)
+    seed: int = 0
+    guardrails: GuardrailsConfig = GuardrailsConfig()
+    online: OnlineConfig = OnlineConfig()
+
+
 class TrackingConfig(Frozen):
     """Where runs and models go. `MLFLOW_TRACKING_URI` overrides the embedded SQLite store."""
 
@@ -121,13 +156,37 @@ class TrackingConfig(Frozen):
 class PathsConfig(Frozen):
     data_dir: Path = Path("data")
     reports_dir: Path = Path("reports")
+    logs_dir: Path = Path("logs")
 
 
 class ProjectConfig(Frozen):
     data: DataConfig
     train: TrainConfig
+    promotion: PromotionConfig = PromotionConfig()
     tracking: TrackingConfig
     paths: PathsConfig = PathsConfig()
+
+    @model_validator(mode="after")
+    def _promotion_fits_task(self) -> ProjectConfig:
+        known = METRIC_DIRECTIONS[self.train.task]
+        policy = self.promotion
+        named = [policy.primary_metric, *policy.guardrails.metrics]
+        if unknown := sorted(m for m in named if m is not None and m not in known):
+            raise ValueError(
+                f"promotion names metrics that {self.train.task} does not have: {unknown}; "
+                f"choose from {sorted(known)}"
+            )
+        if policy.test == "mcnemar" and self.train.task != "binary_classification":
+            raise ValueError("promotion.test mcnemar compares classifier correctness: use another")
+        return self
+
+    @property
+    def gate_metric(self) -> str:
+        return self.promotion.primary_metric or self.train.primary_metric
+
+    @property
+    def gate_direction(self) -> Literal["maximize", "minimize"]:
+        return METRIC_DIRECTIONS[self.train.task][self.gate_metric]
 
 
 @dataclass(frozen=True)
@@ -152,6 +211,10 @@ class Project:
     @property
     def reports_dir(self) -> Path:
         return self.path(self.config.paths.reports_dir)
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.path(self.config.paths.logs_dir) / "predictions"
 
     @property
     def local_store(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -45,24 +46,39 @@ def expected_calibration_error(y: np.ndarray, probability: np.ndarray, bins: int
     return float(error)
 
 
-def compute_metrics(task: Task, y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    if task == "regression":
-        return {
-            "rmse": float(root_mean_squared_error(y, scores)),
-            "mae": float(mean_absolute_error(y, scores)),
-            "r2": float(r2_score(y, scores)) if len(y) > 1 else math.nan,
-        }
-    labels = (scores >= 0.5).astype(int)
-    two_classes = len(np.unique(y)) == 2
+def _classifier_metrics() -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    def ranked(metric: Callable[..., Any]) -> Callable[[np.ndarray, np.ndarray], float]:
+        # Ranking metrics are undefined when the rows hold a single class.
+        return lambda y, p: float(metric(y, p)) if len(np.unique(y)) == 2 else math.nan
+
     return {
-        "roc_auc": float(roc_auc_score(y, scores)) if two_classes else math.nan,
-        "average_precision": float(average_precision_score(y, scores)) if two_classes else math.nan,
-        "log_loss": float(log_loss(y, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1])),
-        "brier": float(brier_score_loss(y, scores)),
-        "accuracy": float(accuracy_score(y, labels)),
-        "f1": float(f1_score(y, labels, zero_division=0.0)),
-        "calibration_error": expected_calibration_error(y, scores),
+        "roc_auc": ranked(roc_auc_score),
+        "average_precision": ranked(average_precision_score),
+        "log_loss": lambda y, p: float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "brier": lambda y, p: float(brier_score_loss(y, p)),
+        "accuracy": lambda y, p: float(accuracy_score(y, p >= 0.5)),
+        "f1": lambda y, p: float(f1_score(y, p >= 0.5, zero_division=0.0)),
+        "calibration_error": expected_calibration_error,
     }
+
+
+def _regression_metrics() -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    return {
+        "rmse": lambda y, p: float(root_mean_squared_error(y, p)),
+        "mae": lambda y, p: float(mean_absolute_error(y, p)),
+        "r2": lambda y, p: float(r2_score(y, p)) if len(y) > 1 else math.nan,
+    }
+
+
+METRICS: dict[Task, dict[str, Callable[[np.ndarray, np.ndarray], float]]] = {
+    "binary_classification": _classifier_metrics(),
+    "regression": _regression_metrics(),
+}
+
+
+def compute_metrics(task: Task, y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Every metric of the task; NaN where a metric is undefined for these rows."""
+    return {name: metric(y, scores) for name, metric in METRICS[task].items()}
 
 
 def slice_metrics(

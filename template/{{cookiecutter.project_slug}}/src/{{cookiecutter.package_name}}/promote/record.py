@@ -1,0 +1,147 @@
+"""Decision records: one JSON and one Markdown file per decision, every number in them.
+
+A record is written for every outcome, so `reports/promotion/` is the audit trail of who
+replaced whom and why; CI reads the JSON, people read the Markdown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from ..config import Project
+
+
+class Outcome(StrEnum):
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
+    ERROR = "error"
+    KEEP_COLLECTING = "keep_collecting"
+    ROLLED_BACK = "rolled_back"
+
+    @property
+    def exit_code(self) -> int:
+        """Process exit codes, so CI can act on a decision without parsing anything."""
+        return EXIT_CODES[self]
+
+
+EXIT_CODES = {
+    Outcome.PROMOTED: 0,
+    Outcome.ROLLED_BACK: 0,
+    Outcome.REJECTED: 1,
+    Outcome.ERROR: 2,
+    Outcome.KEEP_COLLECTING: 3,
+}
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN: write null instead, so every consumer can parse the record."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _markdown(record: dict[str, Any]) -> str:
+    lines = [
+        f"# {record['kind'].replace('_', ' ').title()}: {record['outcome']}",
+        "",
+        f"**{record['reason']}**",
+        "",
+        f"- model: `{record['model']}`",
+        f"- decided at: {record['decided_at']}",
+    ]
+    for role in ("champion", "challenger"):
+        if entry := record.get(role):
+            lines.append(f"- {role}: version {entry.get('version')}")
+    if data := record.get("data"):
+        lines.append(f"- data: {data}")
+    if primary := record.get("primary"):
+        lines += ["", "## Primary metric", "", "| | value |", "|---|---|"]
+        lines += [f"| {key} | {_fmt(value)} |" for key, value in primary.items()]
+    if test := record.get("test"):
+        lines += ["", "## Statistical test", "", "| | value |", "|---|---|"]
+        lines += [f"| {key} | {_fmt(value)} |" for key, value in test.items() if key != "detail"]
+        lines += [f"| {key} | {_fmt(value)} |" for key, value in test.get("detail", {}).items()]
+    if guardrails := record.get("guardrails"):
+        lines += [
+            "",
+            "## Guardrails",
+            "",
+            "| guardrail | champion | challenger | limit | verdict |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {g['name']} | {_fmt(g['champion'])} | {_fmt(g['challenger'])} | "
+            f"{_fmt(g['limit'])} | {'pass' if g['passed'] else 'FAIL'} |"
+            for g in guardrails
+        ]
+    if variants := record.get("variants"):
+        lines += [
+            "",
+            "## Variants",
+            "",
+            "| variant | version | samples | metric |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {name} | {v.get('version')} | {v.get('samples')} | {_fmt(v.get('metric'))} |"
+            for name, v in variants.items()
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if not math.isfinite(value) else f"{value:.6g}"
+    return "n/a" if value is None else str(value)
+
+
+def write_record(directory: Path, record: dict[str, Any]) -> Path:
+    """Write `<stamp>-<kind>.json` and `.md`; returns the JSON path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    path = directory / f"{stamp}-{record['kind']}.json"
+    clean = _clean(record)
+    path.write_text(json.dumps(clean, indent=2, sort_keys=False), encoding="utf-8")
+    path.with_suffix(".md").write_text(_markdown(clean), encoding="utf-8")
+    return path
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    reason: str
+    record_path: Path
+    record: dict[str, Any]
+
+
+def conclude(project: Project, record: dict[str, Any]) -> Decision:
+    """Write the record to reports/ and to the active MLflow run."""
+    path = write_record(project.reports_dir / "promotion", record)
+    mlflow.log_artifact(str(path), "decision")
+    mlflow.log_artifact(str(path.with_suffix(".md")), "decision")
+    mlflow.set_tags({"stage": record["kind"], "outcome": str(record["outcome"])})
+    if primary := record.get("primary"):
+        mlflow.log_metrics(
+            {
+                f"{role}_{primary['metric']}": primary[role]
+                for role in ("champion", "challenger")
+                if math.isfinite(primary[role])
+            }
+        )
+    if test := record.get("test"):
+        mlflow.log_metric("p_value", test["p_value"])
+    return Decision(
+        outcome=Outcome(record["outcome"]), reason=record["reason"], record_path=path, record=record
+    )

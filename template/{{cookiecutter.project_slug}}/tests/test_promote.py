@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from {{ cookiecutter.package_name }}.config import Project
+from {{ cookiecutter.package_name }}.data import ingest
+from {{ cookiecutter.package_name }}.promote import Outcome, promote, rollback
+from {{ cookiecutter.package_name }}.train import train
+from {{ cookiecutter.package_name }}.train.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    alias_version,
+    tracking,
+)
+
+from .conftest import MakeProject, write_project
+
+
+def _aliases(project: Project) -> dict[str, str | None]:
+    name = project.config.tracking.registered_model
+    with tracking(project) as client:
+        return {
+            alias: str(v.version) if (v := alias_version(client, name, alias)) else None
+            for alias in (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
+        }
+
+
+def _record(path: Path) -> dict[str, Any]:
+    loaded = json.loads(path.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.mark.e2e
+def test_the_gate_rejects_worse_promotes_better_and_rollback_restores(
+    make_project: MakeProject,
+) -> None:
+    project = make_project(rows=5_000)
+    ingest(project)
+    train(project)
+    assert _aliases(project) == {CHAMPION: "1", CHALLENGER: "1", PREVIOUS_CHAMPION: None}
+
+    nothing = promote(project)
+    assert nothing.outcome == Outcome.REJECTED
+    assert "already the champion" in nothing.reason
+
+    train(project, family="baseline")
+    worse = promote(project)
+    assert worse.outcome == Outcome.REJECTED, worse.reason
+    assert _aliases(project)[CHAMPION] == "1"
+    record = _record(worse.record_path)
+    assert record["outcome"] == "rejected"
+    assert record["challenger"]["version"] == "2"
+    assert 0.0 <= record["test"]["p_value"] <= 1.0
+    assert record["data"]["holdout_sha256"]
+    assert (
+        worse.record_path.with_suffix(".md").read_text(encoding="utf-8").startswith("# Promotion")
+    )
+
+    # The world changes: newer rows with a different concept. A model trained on them is better.
+    newer = write_project(
+        project.root,
+        rows=5_000,
+        start=date(2025, 4, 1).isoformat(),
+        concept_shift=1.0,
+        covariate_shift=0.5,
+        seed=11,
+    )
+    ingest(newer)
+    train(newer)
+    better = promote(newer)
+    assert better.outcome == Outcome.PROMOTED, better.reason
+    assert _aliases(newer) == {CHAMPION: "3", CHALLENGER: "3", PREVIOUS_CHAMPION: "1"}
+    record = _record(better.record_path)
+    assert record["test"]["p_value"] < 0.05
+    assert all(g["passed"] for g in record["guardrails"])
+
+    back = rollback(newer)
+    assert back.outcome == Outcome.ROLLED_BACK
+    assert _aliases(newer) == {CHAMPION: "1", CHALLENGER: "3", PREVIOUS_CHAMPION: "3"}
+
+
+@pytest.mark.e2e
+def test_the_gate_refuses_a_holdout_the_challenger_has_seen(make_project: MakeProject) -> None:
+    project = make_project(rows=5_000)
+    ingest(project)
+    train(project)
+    # A newer snapshot of a longer window: its holdout overlaps nothing, but the challenger is
+    # trained on it, then the OLD snapshot is made the latest again.
+    longer = write_project(project.root, rows=5_000, days=90)
+    old_latest = (longer.snapshots_dir / "LATEST").read_text(encoding="utf-8")
+    ingest(longer)
+    train(longer)
+    (longer.snapshots_dir / "LATEST").write_text(old_latest, encoding="utf-8")
+    decision = promote(longer)
+    assert decision.outcome == Outcome.ERROR
+    assert "not later than the data" in decision.reason
+    assert _aliases(longer)[CHAMPION] == "1"
+
+
+@pytest.mark.e2e
+def test_too_small_a_holdout_is_rejected(make_project: MakeProject) -> None:
+    project = make_project(rows=5_000)
+    ingest(project)
+    train(project)
+    train(project, family="baseline")
+    strict = project.config.promotion.model_copy(update={"min_holdout_rows": 100_000})
+    tight = Project(
+        root=project.root, config=project.config.model_copy(update={"promotion": strict})
+    )
+    decision = promote(tight)
+    assert decision.outcome == Outcome.REJECTED
+    assert "below the policy's minimum of 100000" in decision.reason
+
+
+def test_rollback_without_a_previous_champion_is_an_error(project: Project) -> None:
+    decision = rollback(project)
+    assert decision.outcome == Outcome.ERROR
+    assert decision.outcome.exit_code == 2
+
+
+def test_promote_without_a_challenger_is_an_error(project: Project) -> None:
+    decision = promote(project)
+    assert decision.outcome == Outcome.ERROR
+    assert "run `train` first" in decision.reason
