@@ -59,6 +59,13 @@ def promote(session: nox.Session) -> None:
     session.run(PACKAGE, "promote", *session.posargs)
 
 
+@nox.session
+def serve(session: nox.Session) -> None:
+    """Run the service locally: `nox -s serve -- --port 8000`."""
+    install(session)
+    session.run(PACKAGE, "serve", *session.posargs)
+
+
 @nox.session(name="demo-data")
 def demo_data(session: nox.Session) -> None:
     """Write the demo rows and schema as files: `nox -s demo-data -- --out data/raw/events.csv`."""

@@ -22,14 +22,21 @@ def _isolated_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def write_project(root: Path, **source: Any) -> Project:
-    """The project's own configuration, pointed at a small demo source under `root`."""
+def write_project(
+    root: Path, sections: dict[str, dict[str, Any]] | None = None, **source: Any
+) -> Project:
+    """The project's own configuration, pointed at a small demo source under `root`.
+
+    `sections` overrides keys of top-level sections, e.g. `{"serve": {"reload_seconds": 0.2}}`.
+    """
     config = yaml.safe_load((ROOT / "configs" / "project.yaml").read_text(encoding="utf-8"))
     config["data"]["source"] = {"kind": "demo", "rows": 3_000, "days": 60, **source}
     config["data"]["min_training_rows"] = 200
     config["train"]["slice_column"] = "region"
     config["promotion"]["min_holdout_rows"] = 200
     config["promotion"]["resamples"] = 500
+    for section, values in (sections or {}).items():
+        config[section] = {**config.get(section, {}), **values}
     path = root / "configs" / "project.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config), encoding="utf-8")

@@ -162,6 +162,62 @@ def ab_report_command(
     _report(ab_report(project, since=since.replace(tzinfo=UTC) if since else None))
 
 
+@app.command("serve")
+def serve_command(
+    config: ConfigOption = DEFAULT_CONFIG,
+    host: Annotated[str | None, typer.Option(help="Overrides serve.host.")] = None,
+    port: Annotated[int | None, typer.Option(help="Overrides serve.port.")] = None,
+) -> None:
+    """Serve the champion over HTTP (FastAPI on uvicorn)."""
+    from .serve import run_server
+
+    project = _open(config)
+    try:
+        run_server(project, host=host, port=port)
+    except ConfigError as error:
+        _fail(str(error))
+
+
+@app.command("batch-predict")
+def batch_predict_command(
+    source: Annotated[Path, typer.Argument(help="CSV or Parquet file to score.")],
+    output: Annotated[Path, typer.Argument(help="Parquet file to write.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows held in memory at once.")] = 50_000,
+) -> None:
+    """Score a file of any size with the champion, in chunks; invalid rows are quarantined."""
+    from .serve import batch_predict
+
+    project = _open(config)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("scoring {task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("scoring", total=None)
+        try:
+            result = batch_predict(
+                project,
+                source,
+                output,
+                chunk_rows,
+                on_chunk=lambda rows: progress.advance(task, rows),
+            )
+        except (DataError, ConfigError) as error:
+            _fail(str(error))
+    console.print(
+        f"scored {result.rows_scored:,} of {result.rows_read:,} rows with "
+        f"v{result.model_version} into {result.output}"
+    )
+    if result.quarantine_file:
+        console.print(
+            f"[yellow]{result.rows_quarantined:,} rows quarantined[/yellow] in "
+            f"{result.quarantine_file}"
+        )
+
+
 @app.command("models")
 def models_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """List registered versions and the aliases that point at them."""

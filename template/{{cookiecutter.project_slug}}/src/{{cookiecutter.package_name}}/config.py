@@ -146,6 +146,19 @@ class PromotionConfig(Frozen):
     online: OnlineConfig = OnlineConfig()
 
 
+class ServeConfig(Frozen):
+    """The online service. The API key is read from the environment, never from this file."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65_535)
+    max_batch_rows: int = Field(default=1_000, ge=1)
+    max_body_bytes: int = Field(default=2_000_000, ge=1_024)
+    reload_seconds: float = Field(default=10.0, gt=0.0)
+    flush_seconds: float = Field(default=1.0, gt=0.0)
+    require_api_key: bool = False
+    api_key_env: str = Field(default="SERVICE_API_KEY", pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+
 class TrackingConfig(Frozen):
     """Where runs and models go. `MLFLOW_TRACKING_URI` overrides the embedded SQLite store."""
 
@@ -163,6 +176,7 @@ class ProjectConfig(Frozen):
     data: DataConfig
     train: TrainConfig
     promotion: PromotionConfig = PromotionConfig()
+    serve: ServeConfig = ServeConfig()
     tracking: TrackingConfig
     paths: PathsConfig = PathsConfig()
 

@@ -113,6 +113,15 @@ class PredictionLog:
                 db.executemany("INSERT OR REPLACE INTO feedback VALUES (?,?,?)", rows)
         return sum(len(rows) for rows in by_day.values())
 
+    def has_prediction(self, prediction_id: str, days: int = 7) -> bool:
+        """Whether a served prediction with this id was logged in the last `days` daily files."""
+        for day in self.days()[-days:]:
+            with closing(sqlite3.connect(self._file(day))) as db:
+                query = "SELECT 1 FROM predictions WHERE prediction_id = ? AND served = 1 LIMIT 1"
+                if db.execute(query, (prediction_id,)).fetchone():
+                    return True
+        return False
+
     def days(self) -> list[date]:
         if not self.directory.exists():
             return []

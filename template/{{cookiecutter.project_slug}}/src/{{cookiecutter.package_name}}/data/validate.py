@@ -42,12 +42,12 @@ def _checks(column: ColumnSpec) -> list[pa.Check]:
     return checks
 
 
-def pandera_schema(schema: DataSchema) -> pa.DataFrameSchema:
+def pandera_schema(columns: list[ColumnSpec]) -> pa.DataFrameSchema:
     """The pandera form of the contract, applied after values have been parsed."""
     return pa.DataFrameSchema(
         {
             column.name: pa.Column(checks=_checks(column), nullable=column.nullable)
-            for column in schema.columns
+            for column in columns
         }
     )
 
@@ -62,11 +62,30 @@ def _parse(values: pd.Series, column: ColumnSpec) -> tuple[pd.Series, str]:
     return text, ""
 
 
+def _check_time(
+    typed: pd.DataFrame, schema: DataSchema, now: datetime, reasons: dict[int, list[str]]
+) -> None:
+    """Duplicated (id, timestamp) pairs and timestamps from the future are quarantined."""
+    key = [schema.id_column, schema.timestamp_column]
+    duplicated = typed.duplicated(subset=key, keep="first") & typed[key].notna().all(axis=1)
+    for row in typed.index[duplicated]:
+        reasons[row].append("duplicate: same id and timestamp as an earlier row")
+    for row in typed.index[typed[schema.timestamp_column] > now + FUTURE_TOLERANCE]:
+        reasons[row].append(f"{schema.timestamp_column}: in the future")
+
+
 def validate(
-    raw: pd.DataFrame, schema: DataSchema, now: datetime | None = None
+    raw: pd.DataFrame, schema: DataSchema, now: datetime | None = None, *, scoring: bool = False
 ) -> ValidationResult:
-    """Split `raw` into typed valid rows and quarantined rows that say why they failed."""
-    names = [column.name for column in schema.columns]
+    """Split `raw` into typed valid rows and quarantined rows that say why they failed.
+
+    With `scoring`, rows are to be predicted: they need no target and may lack the timestamp.
+    """
+    skipped = {schema.target.name} if scoring else set()
+    if scoring and schema.timestamp_column not in raw.columns:
+        skipped.add(schema.timestamp_column)
+    columns = [column for column in schema.columns if column.name not in skipped]
+    names = [column.name for column in columns]
     if missing := [name for name in names if name not in raw.columns]:
         raise DataError(f"the data lacks required columns: {', '.join(missing)}")
     if raw.empty:
@@ -75,7 +94,7 @@ def validate(
     reasons: dict[int, list[str]] = defaultdict(list)
 
     parsed = {}
-    for column in schema.columns:
+    for column in columns:
         values, unparsable = _parse(raw[column.name], column)
         for row in raw.index[raw[column.name].notna() & values.isna()]:
             reasons[row].append(f"{column.name}: {raw.at[row, column.name]!r} is {unparsable}")
@@ -83,7 +102,7 @@ def validate(
     typed = pd.DataFrame(parsed, index=raw.index)
 
     try:
-        pandera_schema(schema).validate(typed, lazy=True)
+        pandera_schema(columns).validate(typed, lazy=True)
     except SchemaErrors as errors:
         for case in errors.failure_cases.itertuples(index=False):
             if pd.isna(case.index):
@@ -94,22 +113,17 @@ def validate(
                     reasons[row].append(f"{case.column}: missing")
             else:
                 reasons[row].append(f"{case.column}: {case.failure_case!r} is {case.check}")
-
-    key = [schema.id_column, schema.timestamp_column]
-    for row in typed.index[
-        typed.duplicated(subset=key, keep="first") & typed[key].notna().all(axis=1)
-    ]:
-        reasons[row].append("duplicate: same id and timestamp as an earlier row")
-    latest_allowed = (now or datetime.now(UTC)) + FUTURE_TOLERANCE
-    for row in typed.index[typed[schema.timestamp_column] > latest_allowed]:
-        reasons[row].append(f"{schema.timestamp_column}: in the future")
+    if schema.timestamp_column in typed.columns:
+        _check_time(typed, schema, now or datetime.now(UTC), reasons)
 
     bad = sorted(reasons)
     quarantined = raw.loc[bad, names].astype(object)
     quarantined = quarantined.where(quarantined.isna(), quarantined.astype(str))
     quarantined.insert(0, SOURCE_ROW, bad)
     quarantined[REASON] = ["; ".join(reasons[row]) for row in bad]
-    valid = typed.drop(index=bad).sort_values(schema.timestamp_column, kind="stable")
+    valid = typed.drop(index=bad)
+    if schema.timestamp_column in valid.columns:
+        valid = valid.sort_values(schema.timestamp_column, kind="stable")
     ignored = tuple(str(name) for name in raw.columns if name not in names)
     return ValidationResult(
         valid=valid.reset_index(drop=True),

@@ -22,7 +22,14 @@ from ..config import METRIC_DIRECTIONS, Project
 from ..data import DataError, Snapshot, read_snapshot
 from ..features import model_input
 from ..train.evaluate import METRICS, compute_metrics, predict_scores, slice_metrics
-from ..train.tracking import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, alias_version, tracking
+from ..train.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    alias_version,
+    load_version,
+    tracking,
+)
 from .record import Decision, Outcome, conclude
 from .stats import TestResult, run_test
 
@@ -162,7 +169,9 @@ def _verdict(
     )
 
 
-def _compare(project: Project, champion: ModelVersion, challenger: ModelVersion) -> dict[str, Any]:
+def _compare(
+    project: Project, client: MlflowClient, champion: ModelVersion, challenger: ModelVersion
+) -> dict[str, Any]:
     """Score both models on the newest holdout and apply the policy; returns the record body."""
     config, policy = project.config, project.config.promotion
     task, metric, maximize = (
@@ -194,7 +203,7 @@ def _compare(project: Project, champion: ModelVersion, challenger: ModelVersion)
     name = config.tracking.registered_model
     scores, latency, metrics = {}, {}, {}
     for role, version in (("champion", champion), ("challenger", challenger)):
-        model = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
+        model = load_version(client, name, str(version.version))
         scores[role], latency[role] = _score(model, rows, task)
         metrics[role] = compute_metrics(task, truth, scores[role])
     result = run_test(
@@ -300,7 +309,7 @@ def promote(project: Project) -> Decision:
                     ),
                 }
             else:
-                record |= _compare(project, champion, challenger)
+                record |= _compare(project, client, champion, challenger)
             if record["outcome"] == Outcome.PROMOTED:
                 _move_champion(client, name, champion, challenger, record["reason"])
         except (GateError, DataError, MlflowException, OSError) as error:

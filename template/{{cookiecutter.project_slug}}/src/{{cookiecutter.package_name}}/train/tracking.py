@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -65,15 +66,29 @@ def relocate_store(project: Project) -> int:
         return changed
 
 
+def project_client(project: Project) -> MlflowClient:
+    """A client bound to the project's store, touching none of MLflow's process-wide state."""
+    relocate_store(project)
+    return MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri)
+
+
+def load_version(client: MlflowClient, name: str, version: str) -> Any:
+    """Load a registered version through `client`, so threads on other stores cannot interfere."""
+    return mlflow.sklearn.load_model(client.get_model_version_download_uri(name, version))
+
+
 @contextmanager
 def tracking(project: Project) -> Iterator[MlflowClient]:
-    """Use the project's store for the duration of the block, then restore the previous one."""
-    relocate_store(project)
+    """Make the project's store MLflow's current one for the block (runs and logging need it).
+
+    MLflow's fluent API keeps the store in process-wide state: only one thread at a time may
+    use this; code that runs beside others (the service) uses `project_client` instead.
+    """
+    client = project_client(project)
     uri = project.tracking_uri
     previous, previous_env = mlflow.get_tracking_uri(), os.environ.get(TRACKING_URI_ENV)
     mlflow.set_tracking_uri(uri)
     try:
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         name = project.config.tracking.experiment
         experiment = client.get_experiment_by_name(name)
         if experiment is None:

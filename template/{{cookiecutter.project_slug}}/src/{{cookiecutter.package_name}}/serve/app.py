@@ -1,0 +1,280 @@
+"""The FastAPI app: scoring, feedback, health, metadata and metrics for the champion.
+
+Prediction is CPU-bound and takes about a millisecond, so it runs inline on the event loop: a
+thread hop would cost more than it saves. Shadow scoring of the challenger runs after the
+response is sent, so it never adds to the user's latency.
+"""
+
+# No `from __future__ import annotations` here: FastAPI must see the request models that
+# create_app builds at run time, not their names as strings.
+import asyncio
+import logging
+import os
+import secrets
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+
+from ..config import ConfigError, Project
+from ..data import project_schema
+from ..features import model_input
+from ..predictions import FeedbackRecord, PredictionLog, PredictionRecord
+from ..promote.online import assign_variant
+from ..train.evaluate import predict_scores
+from ..train.tracking import CHALLENGER, CHAMPION
+from .metrics import ServiceMetrics
+from .registry import LoadedModel, ModelRegistry
+from .schemas import (
+    BatchPrediction,
+    Feedback,
+    Metadata,
+    Prediction,
+    batch_request_model,
+    request_row_model,
+)
+
+log = logging.getLogger(__name__)
+RECENT_IDS = 100_000
+
+
+class LogBuffer:
+    """Rows wait here at most one flush interval before they are written to the prediction log."""
+
+    def __init__(self, target: PredictionLog) -> None:
+        self.target = target
+        self.predictions: list[PredictionRecord] = []
+        self.feedback: list[FeedbackRecord] = []
+
+    async def flush(self) -> None:
+        predictions, self.predictions = self.predictions, []
+        feedback, self.feedback = self.feedback, []
+        if predictions or feedback:
+            await asyncio.to_thread(self._write, predictions, feedback)
+
+    def _write(self, predictions: list[PredictionRecord], feedback: list[FeedbackRecord]) -> None:
+        self.target.append(predictions)
+        self.target.append_feedback(feedback)
+
+
+def _api_key(project: Project) -> str | None:
+    settings = project.config.serve
+    key = os.environ.get(settings.api_key_env) or None
+    if settings.require_api_key and not key:
+        raise ConfigError(f"serve.require_api_key is on but {settings.api_key_env} is not set")
+    return key
+
+
+def create_app(project: Project) -> FastAPI:
+    """A service for the project's registered model; nothing is loaded until start-up."""
+    settings, task = project.config.serve, project.config.train.task
+    schema = project_schema(project)
+    row_model = request_row_model(schema)
+    batch_model = batch_request_model(row_model, settings.max_batch_rows)
+    registry = ModelRegistry(project)
+    buffer = LogBuffer(PredictionLog(project.predictions_dir))
+    metrics = ServiceMetrics()
+    recent: OrderedDict[str, None] = OrderedDict()
+    api_key = _api_key(project)
+    online = project.config.promotion.online
+    name = project.config.tracking.registered_model
+
+    async def every(seconds: float, work: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await work()
+            except Exception:  # a failed cycle must not end the loop
+                log.exception("background task failed")
+
+    async def reload() -> None:
+        await asyncio.to_thread(registry.refresh)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await reload()
+        tasks = [
+            asyncio.create_task(every(settings.reload_seconds, reload)),
+            asyncio.create_task(every(settings.flush_seconds, buffer.flush)),
+        ]
+        try:
+            yield
+        finally:
+            for task_ in tasks:
+                task_.cancel()
+            await buffer.flush()
+
+    app = FastAPI(title=project.config.tracking.registered_model, lifespan=lifespan)
+
+    @app.middleware("http")
+    async def limit_and_count(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+            response: Response = JSONResponse(
+                {"detail": f"request body over {settings.max_body_bytes} bytes"}, status_code=413
+            )
+        else:
+            response = await call_next(request)
+        metrics.observe_request(request.url.path, response.status_code)
+        return response
+
+    async def authorised(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("x-api-key", "")
+        if not secrets.compare_digest(given.encode(), api_key.encode()):
+            raise HTTPException(status_code=401, detail="missing or wrong X-API-Key header")
+
+    def held(alias: str) -> LoadedModel:
+        model = registry.models.get(alias)
+        if model is None:
+            raise HTTPException(status_code=503, detail=f"no {alias} model is loaded")
+        return model
+
+    def score(model: LoadedModel, rows: list[BaseModel]) -> tuple[list[float], float]:
+        frame = model_input(pd.DataFrame.from_records([r.model_dump() for r in rows]), schema)
+        started = time.perf_counter()
+        values = predict_scores(model.model, frame, task)
+        return [float(v) for v in values], time.perf_counter() - started
+
+    def record(
+        model: LoadedModel,
+        rows: list[BaseModel],
+        ids: list[str],
+        values: list[float],
+        seconds: float,
+        served: bool,
+    ) -> None:
+        now = datetime.now(UTC)
+        per_row = 1_000 * seconds / len(rows)
+        for row, pid, value in zip(rows, ids, values, strict=True):
+            features = row.model_dump()
+            buffer.predictions.append(
+                PredictionRecord(
+                    prediction_id=pid,
+                    variant=model.alias,
+                    model_version=model.version,
+                    served=served,
+                    features=features,
+                    prediction=value,
+                    latency_ms=per_row,
+                    entity_id=str(features[schema.id_column]),
+                    ts=now,
+                )
+            )
+            if served:
+                recent[pid] = None
+        while len(recent) > RECENT_IDS:
+            recent.popitem(last=False)
+        metrics.observe_prediction(model.alias, seconds, rows=len(rows))
+
+    def shadow(rows: list[BaseModel], ids: list[str]) -> None:
+        challenger = registry.models.get(CHALLENGER)
+        if challenger is not None:
+            values, seconds = score(challenger, rows)
+            record(challenger, rows, ids, values, seconds, served=False)
+
+    def predict_rows(rows: list[BaseModel], background: BackgroundTasks) -> list[Prediction]:
+        ids = [uuid.uuid4().hex for _ in rows]
+        groups: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            entity = str(getattr(row, schema.id_column))
+            variant: str = assign_variant(entity, online, salt=name)
+            if variant == CHALLENGER and CHALLENGER not in registry.models:
+                variant = CHAMPION
+            groups.setdefault(variant, []).append(i)
+        answers: list[Prediction | None] = [None] * len(rows)
+        for alias, members in groups.items():
+            model = held(alias)
+            chosen = [rows[i] for i in members]
+            values, seconds = score(model, chosen)
+            record(model, chosen, [ids[i] for i in members], values, seconds, served=True)
+            for i, value in zip(members, values, strict=True):
+                label = int(value >= 0.5) if task == "binary_classification" else None
+                answers[i] = Prediction(
+                    prediction_id=ids[i],
+                    variant=model.alias,
+                    model_version=model.version,
+                    prediction=value,
+                    label=label,
+                )
+        if online.mode == "shadow" and CHALLENGER in registry.models:
+            background.add_task(shadow, rows, ids)
+        return [answer for answer in answers if answer is not None]
+
+    @app.post("/predict", response_model=Prediction, dependencies=[Depends(authorised)])
+    async def predict(request: row_model, background: BackgroundTasks) -> Prediction:  # type: ignore[valid-type]
+        return predict_rows([request], background)[0]
+
+    @app.post("/predict/batch", response_model=BatchPrediction, dependencies=[Depends(authorised)])
+    async def predict_batch(request: batch_model, background: BackgroundTasks) -> BatchPrediction:  # type: ignore[valid-type]
+        return BatchPrediction(predictions=predict_rows(request.rows, background))  # type: ignore[attr-defined]
+
+    @app.post("/feedback", status_code=202, dependencies=[Depends(authorised)])
+    async def feedback(body: Feedback) -> dict[str, str]:
+        target = schema.target
+        if (
+            (target.min is not None and body.label < target.min)
+            or (target.max is not None and body.label > target.max)
+            or (target.integer and body.label % 1)
+        ):
+            raise HTTPException(
+                status_code=422, detail=f"label: {body.label} is not a valid {target.name}"
+            )
+        known = body.prediction_id in recent or await asyncio.to_thread(
+            buffer.target.has_prediction, body.prediction_id
+        )
+        if not known:
+            raise HTTPException(
+                status_code=404, detail=f"prediction_id {body.prediction_id} is unknown"
+            )
+        buffer.feedback.append(FeedbackRecord(prediction_id=body.prediction_id, label=body.label))
+        return {"status": "accepted"}
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        body = {
+            "ready": CHAMPION in registry.models,
+            "models": {alias: m.version for alias, m in registry.models.items()},
+            "registry_error": registry.last_error,
+            "last_checked": registry.last_checked.isoformat() if registry.last_checked else None,
+        }
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+    @app.get("/metadata", response_model=Metadata)
+    async def metadata() -> Metadata:
+        return Metadata(
+            model_name=name,
+            online_mode=online.mode,
+            variants={
+                alias: {
+                    "version": m.version,
+                    "alias": alias,
+                    "snapshot_id": m.snapshot_id,
+                    "data_sha256": m.train_sha256,
+                    "trained_at": m.trained_at,
+                }
+                for alias, m in registry.models.items()
+            },
+        )
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> str:
+        return metrics.render()
+
+    app.state.registry, app.state.buffer = registry, buffer
+    return app

@@ -1,0 +1,74 @@
+"""Prometheus metrics in the text exposition format, held per app instance (no global registry)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def _sample(name: str, value: float, **labels: object) -> str:
+    rendered = ",".join(f'{key}="{label}"' for key, label in labels.items())
+    return f"{name}{'{' + rendered + '}' if rendered else ''} {value}"
+
+
+def _header(name: str, kind: str, text: str) -> list[str]:
+    return [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+
+
+class ServiceMetrics:
+    """Request counts, errors and a latency histogram per variant.
+
+    Updated only from the event loop thread, so plain counters need no lock.
+    """
+
+    def __init__(self) -> None:
+        self.requests: Counter[tuple[str, int]] = Counter()
+        self.buckets: dict[str, list[int]] = defaultdict(lambda: [0] * len(LATENCY_BUCKETS))
+        self.latency_sum: dict[str, float] = defaultdict(float)
+        self.latency_count: Counter[str] = Counter()
+        self.rows: Counter[str] = Counter()
+
+    def observe_request(self, endpoint: str, status: int) -> None:
+        self.requests[(endpoint, status)] += 1
+
+    def observe_prediction(self, variant: str, seconds: float, rows: int = 1) -> None:
+        self.rows[variant] += rows
+        self.latency_sum[variant] += seconds
+        self.latency_count[variant] += 1
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                self.buckets[variant][i] += 1
+
+    def render(self) -> str:
+        errors: Counter[str] = Counter()
+        for (endpoint, status), count in self.requests.items():
+            if status >= 400:
+                errors[endpoint] += count
+        lines = _header("service_requests_total", "counter", "HTTP requests by endpoint, status.")
+        lines += [
+            _sample("service_requests_total", count, endpoint=endpoint, status=status)
+            for (endpoint, status), count in sorted(self.requests.items())
+        ]
+        lines += _header("service_errors_total", "counter", "4xx and 5xx responses by endpoint.")
+        lines += [
+            _sample("service_errors_total", count, endpoint=endpoint)
+            for endpoint, count in sorted(errors.items())
+        ]
+        lines += _header("service_predictions_total", "counter", "Rows scored, by variant.")
+        lines += [
+            _sample("service_predictions_total", count, variant=variant)
+            for variant, count in sorted(self.rows.items())
+        ]
+        name = "service_model_latency_seconds"
+        lines += _header(name, "histogram", "Model time per request, by variant.")
+        for variant in sorted(self.latency_count):
+            for bound, count in zip(LATENCY_BUCKETS, self.buckets[variant], strict=True):
+                lines.append(_sample(f"{name}_bucket", count, variant=variant, le=bound))
+            total = self.latency_count[variant]
+            lines += [
+                _sample(f"{name}_bucket", total, variant=variant, le="+Inf"),
+                _sample(f"{name}_sum", self.latency_sum[variant], variant=variant),
+                _sample(f"{name}_count", total, variant=variant),
+            ]
+        return "\n".join(lines) + "\n"

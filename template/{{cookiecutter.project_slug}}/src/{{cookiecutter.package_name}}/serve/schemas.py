@@ -1,0 +1,72 @@
+"""Request and response models, derived from the data schema.
+
+Ranges, categories and nullability come from the same `DataSchema` that validates training data,
+so a request the model could not have been trained on is refused with a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ..data import ColumnSpec, DataSchema
+
+
+def _field(column: ColumnSpec) -> tuple[Any, Any]:
+    if column.role == "categorical":
+        kind: Any = Literal[tuple(column.categories or ())]
+    elif column.integer:
+        kind = Annotated[int, Field(ge=column.min, le=column.max)]
+    else:
+        kind = Annotated[float, Field(ge=column.min, le=column.max, allow_inf_nan=False)]
+    if column.nullable:
+        return kind | None, Field(default=None, description=column.description)
+    return kind, Field(description=column.description)
+
+
+def request_row_model(schema: DataSchema) -> type[BaseModel]:
+    """One row to score: the entity id, every feature, and an optional event time."""
+    fields: dict[str, Any] = {
+        schema.id_column: (str, Field(min_length=1, max_length=256)),
+        schema.timestamp_column: (str | None, Field(default=None, max_length=64)),
+    }
+    fields |= {name: _field(schema.column(name)) for name in schema.feature_columns}
+    return create_model(
+        "PredictionRequest",
+        __config__=ConfigDict(extra="forbid", frozen=True),
+        **fields,
+    )
+
+
+def batch_request_model(row: type[BaseModel], max_rows: int) -> type[BaseModel]:
+    return create_model(
+        "BatchPredictionRequest",
+        __config__=ConfigDict(extra="forbid"),
+        rows=(list[row], Field(min_length=1, max_length=max_rows)),  # type: ignore[valid-type]
+    )
+
+
+class Prediction(BaseModel):
+    prediction_id: str
+    variant: Literal["champion", "challenger"]
+    model_version: str
+    prediction: float = Field(description="probability of the positive class, or the value")
+    label: int | None = Field(default=None, description="classifiers: prediction >= 0.5")
+
+
+class BatchPrediction(BaseModel):
+    predictions: list[Prediction]
+
+
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_id: str = Field(min_length=1, max_length=64)
+    label: float = Field(allow_inf_nan=False)
+
+
+class Metadata(BaseModel):
+    model_name: str
+    variants: dict[str, dict[str, str | None]]
+    online_mode: str

@@ -1,0 +1,290 @@
+"""The service against a real uvicorn server on a free port of 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+
+from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project
+from {{ cookiecutter.package_name }}.data import generate_demo, ingest, read_snapshot, write_table
+from {{ cookiecutter.package_name }}.features import model_input
+from {{ cookiecutter.package_name }}.predictions import PredictionLog
+from {{ cookiecutter.package_name }}.serve import batch_predict, create_app
+from {{ cookiecutter.package_name }}.train import train
+from {{ cookiecutter.package_name }}.train.evaluate import predict_scores
+from {{ cookiecutter.package_name }}.train.tracking import CHAMPION, tracking
+
+from .conftest import write_project
+
+FAST = {"reload_seconds": 0.2, "flush_seconds": 0.1, "max_batch_rows": 50, "max_body_bytes": 20_000}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running(project: Project) -> Iterator[httpx.Client]:
+    """A real uvicorn server in a thread; stopped (and its log flushed) on exit."""
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive(), "server stopped during start-up"
+        assert time.monotonic() < deadline, "server did not start in time"
+        time.sleep(0.05)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _trained(root: Path, **serve: Any) -> Project:
+    project = write_project(root, sections={"serve": FAST | serve})
+    ingest(project)
+    train(project)
+    return project
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, httpx.Client]]:
+    project = _trained(tmp_path_factory.mktemp("served"))
+    with running(project) as client:
+        yield project, client
+
+
+def _rows(project: Project, count: int) -> list[dict[str, Any]]:
+    """Holdout rows as a client would send them: JSON values, no target."""
+    snapshot = read_snapshot(project.snapshots_dir)
+    frame = snapshot.holdout.head(count).drop(columns=[snapshot.schema.target.name])
+    frame[snapshot.schema.timestamp_column] = frame[snapshot.schema.timestamp_column].astype(str)
+    plain = frame.astype(object).where(frame.notna(), None)
+    return [{str(key): value for key, value in row.items()} for row in plain.to_dict("records")]
+
+
+def _wait(condition: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def test_predictions_match_the_model_in_process(served: tuple[Project, httpx.Client]) -> None:
+    project, client = served
+    rows = _rows(project, 40)
+    singles = [client.post("/predict", json=row).json() for row in rows[:10]]
+    batch = client.post("/predict/batch", json={"rows": rows}).json()["predictions"]
+    name = project.config.tracking.registered_model
+    schema = read_snapshot(project.snapshots_dir).schema
+    with tracking(project):
+        model = mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
+    expected = predict_scores(
+        model, model_input(pd.DataFrame(rows), schema), project.config.train.task
+    )
+    assert [p["prediction"] for p in singles] == pytest.approx(list(expected[:10]), abs=1e-9)
+    assert [p["prediction"] for p in batch] == pytest.approx(list(expected), abs=1e-9)
+    assert {p["variant"] for p in batch} == {"champion"}
+    assert len({p["prediction_id"] for p in batch}) == 40
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda row: row.pop("tenure_months"), "tenure_months"),
+        (lambda row: row.update(tenure_months="many"), "tenure_months"),
+        (lambda row: row.update(tenure_months=-5), "tenure_months"),
+        (lambda row: row.update(discount_rate=1.5), "discount_rate"),
+        (lambda row: row.update(plan="platinum"), "plan"),
+        (lambda row: row.update(surprise=1), "surprise"),
+        (lambda row: row.update(customer_id=""), "customer_id"),
+    ],
+)
+def test_a_bad_row_gets_a_422_that_names_the_field(
+    served: tuple[Project, httpx.Client], change: Callable[[dict[str, Any]], Any], field: str
+) -> None:
+    project, client = served
+    row = _rows(project, 1)[0]
+    change(row)
+    response = client.post("/predict", json=row)
+    assert response.status_code == 422
+    assert field in {str(part) for error in response.json()["detail"] for part in error["loc"]}
+
+
+def test_batches_and_bodies_over_the_limits_are_refused(
+    served: tuple[Project, httpx.Client],
+) -> None:
+    project, client = served
+    too_many = client.post("/predict/batch", json={"rows": _rows(project, 51)})
+    assert too_many.status_code == 422
+    assert "rows" in str(too_many.json()["detail"][0]["loc"])
+    huge = client.post(
+        "/predict",
+        content=b"{" + b" " * 30_000 + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert huge.status_code == 413
+
+
+def test_feedback_joins_its_prediction(served: tuple[Project, httpx.Client]) -> None:
+    project, client = served
+    answer = client.post("/predict", json=_rows(project, 1)[0]).json()
+    label = 1.0 if project.config.train.task == "binary_classification" else 42.0
+    accepted = client.post(
+        "/feedback", json={"prediction_id": answer["prediction_id"], "label": label}
+    )
+    assert accepted.status_code == 202
+    assert (
+        client.post("/feedback", json={"prediction_id": "nope", "label": label}).status_code == 404
+    )
+    assert (
+        client.post(
+            "/feedback", json={"prediction_id": answer["prediction_id"], "label": -1.0}
+        ).status_code
+        == 422
+    )
+    log = PredictionLog(project.predictions_dir)
+
+    def joined() -> bool:
+        frame = log.read()
+        match = frame[frame["prediction_id"] == answer["prediction_id"]]
+        return len(match) == 1 and match["label"].iloc[0] == label
+
+    _wait(joined)
+
+
+def test_health_ready_metadata_and_metrics(served: tuple[Project, httpx.Client]) -> None:
+    project, client = served
+    client.post("/predict", json=_rows(project, 1)[0])
+    assert client.get("/health").json() == {"status": "alive"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["models"] == {"champion": "1"}
+    meta = client.get("/metadata").json()
+    assert meta["model_name"] == project.config.tracking.registered_model
+    champion = meta["variants"]["champion"]
+    assert champion["version"] == "1"
+    assert champion["data_sha256"] == read_snapshot(project.snapshots_dir).digest("train")
+    assert champion["trained_at"]
+    text = client.get("/metrics").text
+    assert 'service_model_latency_seconds_count{variant="champion"}' in text
+    assert 'service_requests_total{endpoint="/predict",status="200"}' in text
+
+
+def test_an_alias_swap_while_requests_flow_loses_none(tmp_path: Path) -> None:
+    project = _trained(tmp_path / "swap")
+    rows = _rows(project, 20)
+    with running(project) as client:
+        stop = threading.Event()
+
+        def hammer() -> list[tuple[int, str]]:
+            seen = []
+            while not stop.is_set():
+                for row in rows:
+                    response = client.post("/predict", json=row)
+                    seen.append((response.status_code, response.json().get("model_version", "")))
+            return seen
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = [pool.submit(hammer) for _ in range(2)]
+            train(project, family="baseline")
+            name = project.config.tracking.registered_model
+            with tracking(project) as registry:
+                registry.set_registered_model_alias(name, CHAMPION, "2")
+            _wait(lambda: client.get("/ready").json()["models"].get("champion") == "2")
+            time.sleep(0.5)
+            stop.set()
+            results = [item for future in futures for item in future.result()]
+        assert {status for status, _ in results} == {200}
+        versions = [version for _, version in results]
+        assert versions[0] == "1"
+        assert "2" in versions
+        log = PredictionLog(project.predictions_dir)
+        _wait(lambda: len(log.read()) == len(results))
+
+
+def test_a_broken_registry_or_model_keeps_the_champion_serving(tmp_path: Path) -> None:
+    project = _trained(tmp_path / "faults")
+    row = _rows(project, 1)[0]
+    store = project.local_store
+    with running(project) as client:
+        # The registry becomes unreadable: the service keeps v1 and says why.
+        saved = store.read_bytes()
+        store.write_bytes(b"not a database" * 1000)
+        _wait(lambda: client.get("/ready").json()["registry_error"] is not None)
+        assert client.get("/ready").status_code == 200
+        assert client.post("/predict", json=row).json()["model_version"] == "1"
+        store.write_bytes(saved)
+        _wait(lambda: client.get("/ready").json()["registry_error"] is None)
+
+        # The champion alias moves to a version whose artifact is corrupt: v1 keeps serving.
+        train(project, family="baseline")
+        name = project.config.tracking.registered_model
+        with tracking(project) as registry:
+            source = registry.get_model_version(name, "2").source
+            assert source is not None
+            model_id = source.rsplit("/", 1)[-1]
+            artifact = project.artifact_root / "models" / model_id / "artifacts" / "model.skops"
+            artifact.write_bytes(b"corrupt")
+            registry.set_registered_model_alias(name, CHAMPION, "2")
+        _wait(lambda: "champion" in (client.get("/ready").json()["registry_error"] or ""))
+        assert client.get("/ready").json()["models"] == {"champion": "1"}
+        assert client.post("/predict", json=row).json()["model_version"] == "1"
+
+
+def test_the_api_key_is_required_when_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_SERVICE_KEY", "s3cret-value")
+    project = _trained(tmp_path / "auth", require_api_key=True, api_key_env="TEST_SERVICE_KEY")
+    row = _rows(project, 1)[0]
+    with running(project) as client:
+        assert client.post("/predict", json=row).status_code == 401
+        assert client.post("/predict", json=row, headers={"x-api-key": "wrong"}).status_code == 401
+        assert (
+            client.post("/predict", json=row, headers={"x-api-key": "s3cret-value"}).status_code
+            == 200
+        )
+        assert client.get("/health").status_code == 200
+
+
+def test_batch_predict_scores_in_chunks_and_quarantines(tmp_path: Path) -> None:
+    project = _trained(tmp_path / "batch")
+    task = project.config.train.task
+    raw = generate_demo(DemoSourceConfig(rows=1_000, seed=3, invalid_fraction=0.03), task)
+    source = tmp_path / "to_score.csv"
+    write_table(raw.drop(columns=[read_snapshot(project.snapshots_dir).schema.target.name]), source)
+    output = tmp_path / "scored.parquet"
+    chunks: list[int] = []
+    result = batch_predict(project, source, output, chunk_rows=128, on_chunk=chunks.append)
+    assert len(chunks) == 8
+    assert result.rows_read == 1_000
+    assert result.rows_scored + result.rows_quarantined == 1_000
+    assert result.rows_quarantined > 0
+    scored = pd.read_parquet(output)
+    quarantined = pd.read_parquet(result.quarantine_file) if result.quarantine_file else None
+    assert quarantined is not None
+    assert len(quarantined) == result.rows_quarantined
+    assert quarantined["source_row"].is_unique
+    assert len(scored) == result.rows_scored
+    assert np.isfinite(scored["prediction"]).all()
