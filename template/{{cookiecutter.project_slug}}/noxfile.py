@@ -60,6 +60,20 @@ def promote(session: nox.Session) -> None:
 
 
 @nox.session
+def monitor(session: nox.Session) -> None:
+    """Drift and performance check; exits 0 ok, 1 drift, 3 performance drop (writes the flag)."""
+    install(session)
+    session.run(PACKAGE, "monitor", *session.posargs)
+
+
+@nox.session
+def retrain(session: nox.Session) -> None:
+    """The continual-learning loop: ingest, train, gate. Exits 0 promoted, 1 rejected, 2 error."""
+    install(session)
+    session.run(PACKAGE, "retrain", *session.posargs)
+
+
+@nox.session
 def serve(session: nox.Session) -> None:
     """Run the service locally: `nox -s serve -- --port 8000`."""
     install(session)

@@ -218,6 +218,54 @@ def batch_predict_command(
         )
 
 
+@app.command("monitor")
+def monitor_command(
+    config: ConfigOption = DEFAULT_CONFIG,
+    source: Annotated[
+        Path | None, typer.Option(help="A CSV/Parquet file instead of the prediction log.")
+    ] = None,
+) -> None:
+    """Check drift and performance: exit 0 ok, 1 drift, 3 performance drop, 2 error."""
+    from .monitor import monitor
+
+    project = _open(config)
+    try:
+        with step("comparing the current window with the training data"):
+            result = monitor(project, source=source)
+    except (ConfigError, DataError) as error:
+        _fail(str(error))
+    table = Table(title=f"monitor: {result.status}")
+    table.add_column("check")
+    table.add_column("value", justify="right")
+    drift = result.summary.get("drift", {})
+    table.add_row("rows in window", str(result.summary["current"]["rows"]))
+    table.add_row("drifted feature share", f"{drift.get('drifted_share', float('nan')):.2f}")
+    performance = result.summary.get("performance", {})
+    if "current" in performance:
+        table.add_row(
+            f"{performance['metric']} now / at training",
+            f"{performance['current']:.4f} / {performance['training_holdout'] or 0:.4f}",
+        )
+    table.add_row("retrain", "yes" if result.retrain else "no")
+    console.print(table)
+    for reason in result.reasons:
+        console.print(f"- {reason}")
+    if result.report:
+        console.print(f"report: {result.report}")
+    raise typer.Exit(code=result.exit_code)
+
+
+@app.command("retrain")
+def retrain_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Ingest, train a challenger, run the gate: exit 0 promoted, 1 rejected, 2 error."""
+    from .retrain import retrain
+
+    project = _open(config)
+    with step("retraining: ingest, train, gate"):
+        decision = retrain(project)
+    _report(decision)
+
+
 @app.command("models")
 def models_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """List registered versions and the aliases that point at them."""

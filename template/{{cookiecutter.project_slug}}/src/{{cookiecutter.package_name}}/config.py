@@ -159,6 +159,19 @@ class ServeConfig(Frozen):
     api_key_env: str = Field(default="SERVICE_API_KEY", pattern=r"^[A-Z_][A-Z0-9_]*$")
 
 
+class MonitorConfig(Frozen):
+    """When live data stops looking like the champion's training data, or it performs worse."""
+
+    drift_share: float = Field(default=0.3, gt=0.0, le=1.0)
+    method: str | None = Field(default=None, description="Evidently stat test; None: by type")
+    threshold: float | None = Field(default=None, gt=0.0)
+    min_window_rows: int = Field(default=200, ge=10)
+    window_days: int = Field(default=7, ge=1)
+    performance_drop: float = Field(default=0.05, ge=0.0)
+    max_missing_increase: float = Field(default=0.1, ge=0.0, le=1.0)
+    max_out_of_range_share: float = Field(default=0.05, ge=0.0, le=1.0)
+
+
 class TrackingConfig(Frozen):
     """Where runs and models go. `MLFLOW_TRACKING_URI` overrides the embedded SQLite store."""
 
@@ -177,6 +190,7 @@ class ProjectConfig(Frozen):
     train: TrainConfig
     promotion: PromotionConfig = PromotionConfig()
     serve: ServeConfig = ServeConfig()
+    monitor: MonitorConfig = MonitorConfig()
     tracking: TrackingConfig
     paths: PathsConfig = PathsConfig()
 

@@ -78,13 +78,19 @@ def generate_demo(config: DemoSourceConfig, task: Task) -> pd.DataFrame:
     tickets = rng.poisson(1.2 * (1 + shift), n).clip(0, 100).astype(float)
     discount = np.clip(rng.beta(1.5, 8.0, n) + 0.05 * shift, 0, 1).round(3)
 
-    # Concept drift: interpolate towards a world where tickets matter less and price matters more.
+    # Concept drift: interpolate towards a world where long tenure, not support tickets, predicts
+    # churn, and partner customers became loyal: a model of the old world ranks the new one badly.
     c = config.concept_shift
-    w_tenure, w_tickets, w_spend, w_discount = -0.045, 0.55 - 0.45 * c, 0.004 + 0.02 * c, -2.0
-    channel_effect = pd.Series(channel).map({"web": 0.0, "store": -0.4, "partner": 0.5 - c})
+    w_tenure, w_tickets, w_spend, w_discount = (
+        -0.06 + 0.09 * c,
+        0.8 - 0.8 * c,
+        0.004 + 0.02 * c,
+        -2.0,
+    )
+    channel_effect = pd.Series(channel).map({"web": 0.0, "store": -0.4, "partner": 0.6 - 1.2 * c})
     region_effect = pd.Series(region).map({"north": 0.0, "south": 0.2, "east": -0.2, "west": 0.1})
     score = (
-        -1.4
+        -1.2
         + w_tenure * tenure
         + w_tickets * tickets
         + w_spend * spend

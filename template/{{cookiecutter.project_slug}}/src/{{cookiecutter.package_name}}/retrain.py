@@ -1,0 +1,39 @@
+"""The continual-learning loop in one call: ingest, train a challenger, gate, decide.
+
+Public entry point: `retrain(project)`. Each step can fail; none of them moves `champion`
+except the gate, and only when it passes. Every run ends in a decision record.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import mlflow
+
+from .config import ConfigError, Project
+from .data import DataError, ingest
+from .promote import promote
+from .promote.record import Decision, Outcome, conclude
+from .train import TrainingError, train
+from .train.tracking import tracking
+
+
+def retrain(project: Project) -> Decision:
+    """Stateless retraining from scratch on the newest data, then the promotion gate."""
+    step = "ingest"
+    try:
+        ingest(project)
+        step = "train"
+        train(project)
+    except (ConfigError, DataError, TrainingError) as error:
+        outcome = Outcome.REJECTED if isinstance(error, TrainingError) else Outcome.ERROR
+        record = {
+            "kind": "retrain",
+            "model": project.config.tracking.registered_model,
+            "decided_at": datetime.now(UTC).isoformat(),
+            "outcome": outcome,
+            "reason": f"retraining stopped at {step}, the champion is unchanged: {error}",
+        }
+        with tracking(project), mlflow.start_run(run_name="retrain"):
+            return conclude(project, record)
+    return promote(project)

@@ -1,0 +1,147 @@
+"""Drift must fire on drifted demo data and stay quiet on the same distribution (fixed seeds)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project
+from {{ cookiecutter.package_name }}.data import generate_demo, ingest, write_table
+from {{ cookiecutter.package_name }}.monitor import monitor
+from {{ cookiecutter.package_name }}.predictions import PredictionLog, PredictionRecord
+from {{ cookiecutter.package_name }}.promote import Outcome
+from {{ cookiecutter.package_name }}.retrain import retrain
+from {{ cookiecutter.package_name }}.train import train
+from {{ cookiecutter.package_name }}.train.tracking import CHAMPION, alias_version, tracking
+
+from .conftest import write_project
+
+LATER = date(2025, 4, 1)
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    project = write_project(tmp_path_factory.mktemp("monitored"), rows=4_000)
+    ingest(project)
+    train(project)
+    return project
+
+
+def _window(project: Project, path: Path, **knobs: float) -> Path:
+    config = DemoSourceConfig(rows=2_000, seed=99, start=LATER, invalid_fraction=0.0, **knobs)
+    write_table(generate_demo(config, project.config.train.task), path)
+    return path
+
+
+def test_same_distribution_stays_quiet(champion: Project, tmp_path: Path) -> None:
+    result = monitor(champion, source=_window(champion, tmp_path / "same.parquet"))
+    assert result.status == "ok", result.reasons
+    assert not result.retrain
+    assert result.exit_code == 0
+    assert json.loads(result.flag.read_text(encoding="utf-8"))["retrain"] is False
+
+
+def test_covariate_drift_fires_and_asks_for_retraining(champion: Project, tmp_path: Path) -> None:
+    source = _window(champion, tmp_path / "drifted.parquet", covariate_shift=1.5)
+    result = monitor(champion, source=source)
+    assert result.status in {"drift", "performance_drop"}, result.reasons
+    assert result.retrain
+    assert result.summary["drift"]["drifted_share"] >= champion.config.monitor.drift_share
+    assert result.summary["drift"]["columns"]["support_tickets"]["drifted"]
+    assert result.report is not None
+    assert result.report.stat().st_size > 10_000
+    flag = json.loads(result.flag.read_text(encoding="utf-8"))
+    assert flag["retrain"] is True
+    assert flag["reasons"]
+
+
+def test_concept_drift_shows_as_a_performance_drop(champion: Project, tmp_path: Path) -> None:
+    source = _window(champion, tmp_path / "concept.csv", concept_shift=1.0)
+    result = monitor(champion, source=source)
+    performance = result.summary["performance"]
+    assert performance["labelled_rows"] == 2_000
+    assert result.status == "performance_drop", result.summary
+    assert result.exit_code == 3
+
+
+def test_a_small_window_is_not_judged(champion: Project, tmp_path: Path) -> None:
+    config = DemoSourceConfig(rows=200, seed=5, start=LATER, invalid_fraction=0.0)
+    source = tmp_path / "small.csv"
+    write_table(generate_demo(config, champion.config.train.task).head(50), source)
+    result = monitor(champion, source=source)
+    assert result.status == "insufficient_data"
+    assert not result.retrain
+
+
+def test_the_prediction_log_window_is_monitored(champion: Project) -> None:
+    project = write_project(champion.root)  # same store, own log folder below
+    rows = generate_demo(
+        DemoSourceConfig(rows=600, seed=4, start=LATER, invalid_fraction=0.0, covariate_shift=1.5),
+        project.config.train.task,
+    )
+    now = datetime.now(UTC)
+    features = rows.drop(columns=["event_time", rows.columns[-1]]).astype(object)
+    records = [{str(k): v for k, v in row.items()} for row in features.to_dict("records")]
+    PredictionLog(project.predictions_dir).append(
+        PredictionRecord(
+            prediction_id=f"p{i}",
+            variant="champion",
+            model_version="1",
+            served=True,
+            features=record,
+            prediction=0.5,
+            latency_ms=1.0,
+            ts=now - timedelta(hours=1),
+        )
+        for i, record in enumerate(records)
+    )
+    result = monitor(project, now=now)
+    assert result.summary["current"]["rows"] == 600
+    assert result.status == "drift", result.reasons
+
+
+@pytest.mark.e2e
+def test_drift_then_retrain_promotes_a_new_champion(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "loop", rows=5_000)
+    ingest(project)
+    train(project)
+    quiet = monitor(project, source=_window(project, tmp_path / "quiet.parquet"))
+    assert not quiet.retrain
+
+    newer = write_project(
+        project.root,
+        rows=5_000,
+        start=LATER.isoformat(),
+        seed=21,
+        covariate_shift=1.0,
+        concept_shift=1.0,
+    )
+    drifted = monitor(
+        newer,
+        source=_window(newer, tmp_path / "newer.parquet", covariate_shift=1.0, concept_shift=1.0),
+    )
+    assert drifted.retrain
+    decision = retrain(newer)
+    assert decision.outcome == Outcome.PROMOTED, decision.reason
+    with tracking(newer) as client:
+        version = alias_version(client, newer.config.tracking.registered_model, CHAMPION)
+        assert version is not None
+        assert str(version.version) == "2"
+
+
+@pytest.mark.e2e
+def test_a_failed_retrain_leaves_the_champion(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "fail", rows=3_000)
+    ingest(project)
+    train(project)
+    broken = write_project(project.root, rows=300, invalid_fraction=0.4)
+    decision = retrain(broken)
+    assert decision.outcome == Outcome.ERROR
+    assert "stopped at ingest" in decision.reason
+    with tracking(project) as client:
+        version = alias_version(client, project.config.tracking.registered_model, CHAMPION)
+        assert version is not None
+        assert str(version.version) == "1"
