@@ -32,6 +32,9 @@ ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="Project configuration file.", show_default=True)
 ]
 DEFAULT_CONFIG = Path("configs/project.yaml")
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Decide and record, but move no alias.")
+]
 
 
 @contextmanager
@@ -130,13 +133,13 @@ def _report(decision: Decision) -> None:
 
 
 @app.command("promote")
-def promote_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
+def promote_command(config: ConfigOption = DEFAULT_CONFIG, dry_run: DryRunOption = False) -> None:
     """Run the A/B gate: exit 0 promoted, 1 rejected, 2 error. Writes a decision record."""
     from .promote import promote
 
     project = _open(config)
     with step("comparing challenger and champion on the latest holdout"):
-        decision = promote(project)
+        decision = promote(project, dry_run=dry_run)
     _report(decision)
 
 
@@ -256,13 +259,13 @@ def monitor_command(
 
 
 @app.command("retrain")
-def retrain_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
+def retrain_command(config: ConfigOption = DEFAULT_CONFIG, dry_run: DryRunOption = False) -> None:
     """Ingest, train a challenger, run the gate: exit 0 promoted, 1 rejected, 2 error."""
     from .retrain import retrain
 
     project = _open(config)
     with step("retraining: ingest, train, gate"):
-        decision = retrain(project)
+        decision = retrain(project, dry_run=dry_run)
     _report(decision)
 
 
@@ -299,13 +302,21 @@ def demo_data_command(
     config: ConfigOption = DEFAULT_CONFIG,
     rows: int = 20_000,
     seed: int = 7,
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])] = datetime(2025, 1, 1),
+    days: int = 180,
     covariate_shift: float = 0.0,
     concept_shift: float = 0.0,
 ) -> None:
-    """Write the demo data (for the project's task) to a file, to try the file source."""
+    """Write the demo data (for the project's task) to a file: to try the file source, or to
+    give `monitor --source` a window that has drifted."""
     task = _open(config).config.train.task
     source = DemoSourceConfig(
-        rows=rows, seed=seed, covariate_shift=covariate_shift, concept_shift=concept_shift
+        rows=rows,
+        seed=seed,
+        start=start.date(),
+        days=days,
+        covariate_shift=covariate_shift,
+        concept_shift=concept_shift,
     )
     try:
         write_table(generate_demo(source, task), out)

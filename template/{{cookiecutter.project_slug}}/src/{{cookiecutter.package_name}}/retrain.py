@@ -18,7 +18,7 @@ from .train import TrainingError, train
 from .train.tracking import tracking
 
 
-def retrain(project: Project) -> Decision:
+def retrain(project: Project, *, dry_run: bool = False) -> Decision:
     """Stateless retraining from scratch on the newest data, then the promotion gate."""
     step = "ingest"
     try:
@@ -36,4 +36,4 @@ def retrain(project: Project) -> Decision:
         }
         with tracking(project), mlflow.start_run(run_name="retrain"):
             return conclude(project, record)
-    return promote(project)
+    return promote(project, dry_run=dry_run)

@@ -274,8 +274,12 @@ def _move_champion(
     )
 
 
-def promote(project: Project) -> Decision:
-    """Run the offline gate on the latest holdout and move `champion` if, and only if, it passes."""
+def promote(project: Project, *, dry_run: bool = False) -> Decision:
+    """Run the offline gate on the latest holdout and move `champion` if, and only if, it passes.
+
+    With `dry_run` the decision is made and recorded but no alias moves (CI runs the real
+    promotion in a job that a team can put behind an approval).
+    """
     name = project.config.tracking.registered_model
     with tracking(project) as client, mlflow.start_run(run_name="promote"):
         record: dict[str, Any] = {
@@ -283,6 +287,7 @@ def promote(project: Project) -> Decision:
             "model": name,
             "decided_at": datetime.now(UTC).isoformat(),
             "policy": project.config.promotion.model_dump(mode="json"),
+            "dry_run": dry_run,
         }
         try:
             challenger = alias_version(client, name, CHALLENGER)
@@ -310,7 +315,7 @@ def promote(project: Project) -> Decision:
                 }
             else:
                 record |= _compare(project, client, champion, challenger)
-            if record["outcome"] == Outcome.PROMOTED:
+            if record["outcome"] == Outcome.PROMOTED and not dry_run:
                 _move_champion(client, name, champion, challenger, record["reason"])
         except (GateError, DataError, MlflowException, OSError) as error:
             record |= {"outcome": Outcome.ERROR, "reason": f"the gate could not decide: {error}"}

@@ -61,6 +61,8 @@ def _markdown(record: dict[str, Any]) -> str:
         f"- model: `{record['model']}`",
         f"- decided at: {record['decided_at']}",
     ]
+    if record.get("dry_run"):
+        lines.append("- dry run: the gate's verdict only, no alias was moved")
     for role in ("champion", "challenger"):
         if entry := record.get(role):
             lines.append(f"- {role}: version {entry.get('version')}")
