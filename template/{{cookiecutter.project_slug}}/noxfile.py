@@ -10,7 +10,7 @@ from typing import Any
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "conventions"]
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 PYPROJECT = nox.project.load_toml(Path(__file__).parent / "pyproject.toml")
@@ -55,6 +55,13 @@ def tests(session: nox.Session) -> None:
     """Unit tests and the end-to-end tests on fresh tracking stores."""
     install(session, "test")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def conventions(session: nox.Session) -> None:
+    """The team's conventions: answers file, required docs, policy floor, workflows, file sizes."""
+    install(session)
+    session.run(PACKAGE, "conventions")
 
 
 @nox.session

@@ -269,6 +269,22 @@ def retrain_command(config: ConfigOption = DEFAULT_CONFIG, dry_run: DryRunOption
     _report(decision)
 
 
+@app.command("conventions")
+def conventions_command(
+    root: Annotated[Path, typer.Option(help="The project folder.")] = Path(),
+) -> None:
+    """Check the team's conventions; exit 1 with one sentence per failure."""
+    from .conventions import check
+
+    failures = check(root.resolve())
+    for name, problems in failures.items():
+        mark = "[green]ok[/green]" if not problems else "[red]FAIL[/red]"
+        console.print(f"{mark} {name}")
+        for problem in problems:
+            console.print(f"    {problem}")
+    raise typer.Exit(code=1 if any(failures.values()) else 0)
+
+
 @app.command("models")
 def models_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """List registered versions and the aliases that point at them."""
