@@ -145,3 +145,26 @@ def test_a_failed_retrain_leaves_the_champion(tmp_path: Path) -> None:
         version = alias_version(client, project.config.tracking.registered_model, CHAMPION)
         assert version is not None
         assert str(version.version) == "1"
+
+
+@pytest.mark.e2e
+def test_a_warm_start_continues_from_the_champion(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "warm", sections={"train": {"warm_start": True}}, rows=3_000)
+    ingest(project)
+    first = train(project)
+    newer = write_project(
+        project.root,
+        sections={"train": {"warm_start": True}},
+        rows=3_000,
+        start=LATER.isoformat(),
+        seed=5,
+    )
+    ingest(newer)
+    second = train(newer)
+    with tracking(newer) as client:
+        tag = client.get_run(second.run_id).data.tags["warm_started_from"]
+        assert client.get_run(first.run_id).data.tags["warm_started_from"] == "none"
+    warm_startable = newer.config.train.model_family == "hist_gradient_boosting" or (
+        newer.config.train.task == "binary_classification"
+    )
+    assert tag == ("v1" if warm_startable else "none")

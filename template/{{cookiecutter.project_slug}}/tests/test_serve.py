@@ -288,3 +288,37 @@ def test_batch_predict_scores_in_chunks_and_quarantines(tmp_path: Path) -> None:
     assert quarantined["source_row"].is_unique
     assert len(scored) == result.rows_scored
     assert np.isfinite(scored["prediction"]).all()
+
+
+@pytest.mark.parametrize("mode", ["canary", "shadow"])
+def test_the_online_experiment_routes_by_entity_and_logs_both_variants(
+    tmp_path: Path, mode: str
+) -> None:
+    project = write_project(
+        tmp_path / mode,
+        sections={"serve": FAST, "promotion": {"online": {"mode": mode, "canary_share": 0.5}}},
+    )
+    ingest(project)
+    train(project)
+    train(project, family="baseline")  # v2 becomes the challenger
+    rows = _rows(project, 40)
+    with running(project) as client:
+        _wait(lambda: client.get("/ready").json()["models"] == {"champion": "1", "challenger": "2"})
+        first = [client.post("/predict", json=row).json() for row in rows]
+        again = [client.post("/predict", json=row).json() for row in rows]
+        log = PredictionLog(project.predictions_dir)
+        expected_rows = 160 if mode == "shadow" else 80
+        _wait(lambda: len(log.read()) == expected_rows)
+    served = [answer["variant"] for answer in first]
+    assert served == [answer["variant"] for answer in again], "an entity keeps its variant"
+    frame = log.read()
+    if mode == "canary":
+        assert set(served) == {"champion", "challenger"}
+        versions = {a["variant"]: a["model_version"] for a in first}
+        assert versions == {"champion": "1", "challenger": "2"}
+        assert frame["served"].all()
+    else:
+        assert set(served) == {"champion"}
+        shadow = frame[~frame["served"]]
+        assert set(shadow["variant"]) == {"challenger"}
+        assert set(shadow["prediction_id"]) == {a["prediction_id"] for a in first + again}

@@ -95,6 +95,10 @@ class TrainConfig(Frozen):
     slice_column: str | None = None
     calibration: Literal["sigmoid", "isotonic", "none"] = "sigmoid"
     seed: int = 42
+    warm_start: bool = Field(
+        default=False,
+        description="continue from the champion where the family allows it, else from scratch",
+    )
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> TrainConfig:

@@ -19,13 +19,21 @@ from mlflow.data.pandas_dataset import from_pandas
 from mlflow.models import infer_signature
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
 
 from ..config import ModelFamily, Project
 from ..data import PARTS, Snapshot, read_snapshot
 from ..features import model_input
 from .evaluate import compute_metrics, evaluation_figures, predict_scores, slice_metrics
-from .models import build_model
-from .tracking import CHALLENGER, CHAMPION, alias_version, tracking
+from .models import build_model, continue_fitting, warm_startable
+from .tracking import (
+    CHALLENGER,
+    CHAMPION,
+    alias_version,
+    load_version,
+    project_client,
+    tracking,
+)
 
 __all__ = ["Evaluation", "TrainResult", "TrainingError", "fit_model", "train"]
 
@@ -57,14 +65,38 @@ class TrainResult:
     snapshot_id: str
 
 
-def fit_model(project: Project, snapshot: Snapshot, family: ModelFamily) -> Any:
+def champion_pipeline(project: Project, family: ModelFamily) -> tuple[str, Pipeline] | None:
+    """The champion's fitted pipeline (without calibration) when it can be warm-started."""
+    client = project_client(project)
+    name = project.config.tracking.registered_model
+    champion = alias_version(client, name, CHAMPION)
+    if champion is None or champion.tags.get("model_family") != family:
+        return None
+    model = load_version(client, name, str(champion.version))
+    if isinstance(model, CalibratedClassifierCV):
+        model = model.estimator
+    if isinstance(model, FrozenEstimator):
+        model = model.estimator
+    if isinstance(model, Pipeline) and warm_startable(model.named_steps["model"]):
+        return str(champion.version), model
+    return None
+
+
+def fit_model(
+    project: Project, snapshot: Snapshot, family: ModelFamily, warm_from: Pipeline | None = None
+) -> Any:
     """Fit on train; classifiers are then calibrated on validation, which the fit never saw."""
     settings = project.config.train
     schema = snapshot.schema
     params = dict(settings.params) if family == settings.model_family else {}
-    model = build_model(schema, settings.task, family, params, settings.seed)
     target = schema.target.name
-    model.fit(model_input(snapshot.train, schema), snapshot.train[target])
+    rows = model_input(snapshot.train, schema)
+    if warm_from is not None:
+        extra = int(params.get("max_iter", 100) or 100)
+        model = continue_fitting(warm_from, rows, snapshot.train[target], extra)
+    else:
+        model = build_model(schema, settings.task, family, params, settings.seed)
+        model.fit(rows, snapshot.train[target])
     if settings.task == "binary_classification" and settings.calibration != "none":
         calibrated = CalibratedClassifierCV(FrozenEstimator(model), method=settings.calibration)
         return calibrated.fit(model_input(snapshot.validation, schema), snapshot.validation[target])
@@ -240,13 +272,15 @@ def train(
         raise TrainingError(
             f"training split has {len(snapshot.train)} rows, below the minimum {minimum}"
         )
+    warm = champion_pipeline(project, family) if project.config.train.warm_start else None
     started = time.perf_counter()
-    model = fit_model(project, snapshot, family)
+    model = fit_model(project, snapshot, family, warm_from=warm[1] if warm else None)
     fit_seconds = time.perf_counter() - started
     evaluation = _evaluate(project, snapshot, model, fit_model(project, snapshot, "baseline"))
 
     with tracking(project) as client, mlflow.start_run(run_name=f"train-{family}") as run:
         _log_run(project, snapshot, family, model, evaluation, fit_seconds)
+        mlflow.set_tag("warm_started_from", f"v{warm[0]}" if warm else "none")
         if not evaluation.beats_baseline and family != "baseline":
             mlflow.set_tag("outcome", "rejected: does not beat the baseline")
             primary = project.config.train.primary_metric

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from sklearn.dummy import DummyClassifier, DummyRegressor
@@ -26,6 +27,29 @@ def build_estimator(task: Task, family: ModelFamily, params: dict[str, Any], see
     if classify:
         return HistGradientBoostingClassifier(**{"random_state": seed, **params})
     return HistGradientBoostingRegressor(**{"random_state": seed, **params})
+
+
+def warm_startable(estimator: Any) -> bool:
+    """Families that continue from fitted state: boosting adds trees, logistic reuses weights."""
+    return isinstance(
+        estimator,
+        HistGradientBoostingClassifier | HistGradientBoostingRegressor | LogisticRegression,
+    )
+
+
+def continue_fitting(pipeline: Pipeline, rows: Any, target: Any, extra_iterations: int) -> Pipeline:
+    """Fit the champion's estimator further on new rows, through its already-fitted features.
+
+    The feature transformer stays as it was: the estimator's inputs must keep their meaning.
+    """
+    model = copy.deepcopy(pipeline)
+    estimator = model.named_steps["model"]
+    if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+        estimator.set_params(warm_start=True, max_iter=estimator.n_iter_ + extra_iterations)
+    else:
+        estimator.set_params(warm_start=True)
+    estimator.fit(model[:-1].transform(rows), target)
+    return model
 
 
 def build_model(
