@@ -1,0 +1,99 @@
+"""Sessions of the template repository: `nox -s tests`, `nox -s lint`, `nox -s demo`."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.10"
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["tests"]
+
+ROOT = Path(__file__).resolve().parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+DEMO_DIR = ROOT / "demo"
+
+# For the generated project's own nox run. The machine may set PYTHONDONTWRITEBYTECODE=1, which
+# makes every import in a fresh uv venv 2-3x slower (no .pyc is ever written); an empty value
+# turns it off, so bytecode is written on first import instead of compiled up front for every
+# installed package (UV_COMPILE_BYTECODE stays off). The variables of this session's own venv
+# are dropped so that the inner nox starts clean.
+PROJECT_ENV: dict[str, str | None] = {
+    "PYTHONDONTWRITEBYTECODE": "",
+    "VIRTUAL_ENV": None,
+    "NOX_CURRENT_SESSION": None,
+}
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Render the template with every option set; run generated projects' sessions (slow)."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check, ruff format --check and mypy --strict on this repository's own code."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    # mypy's files come from pyproject.toml; hooks/ only once it holds Python code.
+    hooks = ["hooks"] if any((ROOT / "hooks").glob("**/*.py")) else []
+    session.run("mypy", "--strict", "tests", "noxfile.py", *hooks)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Render the template with its defaults and run the project's pipeline.
+
+    The project goes to demo/<project_slug> (git-ignored, replaced on every run) or to the
+    folder given after `--`, which must not exist yet: `nox -s demo -- ../my-service`.
+    """
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
+    if len(session.posargs) > 1:
+        session.error("give at most one destination folder")
+    target = Path(session.posargs[0]).resolve() if session.posargs else None
+    if target is not None and target.exists() and any(target.iterdir()):
+        session.error(f"{target} exists and is not empty")
+
+    staging = DEMO_DIR / ".rendering"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    # --vcs-ref HEAD renders the working tree, uncommitted changes included (without it copier
+    # would render the latest git tag).
+    session.run(
+        "copier",
+        "copy",
+        "--trust",
+        "--defaults",
+        "--quiet",
+        "--vcs-ref",
+        "HEAD",
+        str(ROOT),
+        str(staging),
+    )
+    answers = _answers(staging / ".copier-answers.yml")
+    if target is None:
+        target = DEMO_DIR / answers["project_slug"]
+        if target.exists():
+            session.log(f"replacing the previous demo project in {target}")
+            shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(staging, target)
+
+    session.chdir(target)
+    session.run("nox", "-s", "pipeline", env=PROJECT_ENV)
+    session.log(f"The demo project is in {target}; its MLflow store is {target / 'mlflow.db'}.")
+    cli = Path(".nox", "pipeline", "bin", answers["package_name"])
+    session.log(f"Browse it with the MLflow UI: cd {target} && {cli} ui")
+    session.log("then open http://127.0.0.1:5000 (Ctrl+C stops the UI).")
+
+
+def _answers(path: Path) -> dict[str, str]:
+    """The plain `key: value` lines of a copier answers file (no YAML parser needed here)."""
+    text = path.read_text(encoding="utf-8")
+    return dict(re.findall(r"^(project_slug|package_name): (\S+)$", text, flags=re.MULTILINE))

@@ -1,0 +1,149 @@
+"""Slow tests: render projects and run their own nox sessions (lint, typecheck, tests, pipeline).
+
+They install the generated project's dependencies with uv (from PyPI, through uv's shared
+cache) and take minutes. Run only these with `pytest -m slow`, skip them with `-m "not slow"`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from helpers import SLOW_OPTION_SETS, OptionSet, nox_command, render, run_logged
+
+pytestmark = pytest.mark.slow
+
+# One `nox` invocation of a generated project; generous for a cold uv cache on 2 cores.
+NOX_TIMEOUT = 30 * 60
+SESSIONS = ["lint", "typecheck", "tests", "pipeline"]
+
+
+def git_commit_all(project: Path) -> None:
+    """Put the fresh project under git, as a user would (`git init` + first commit)."""
+    git = ["git", "-c", "user.name=Template Tests", "-c", "user.email=tests@example.com"]
+    for args in (
+        ["init", "--quiet", "--initial-branch=main"],
+        ["add", "--all"],
+        ["-c", "commit.gpgsign=false", "commit", "--quiet", "--message", "Initial commit"],
+    ):
+        subprocess.run([*git, *args], cwd=project, check=True, stdin=subprocess.DEVNULL)
+
+
+def build(option: OptionSet, base: Path) -> Path:
+    """Render, commit, create the data file if the project reads one, run every session."""
+    project = render(base / option.answers["project_slug"], option.data)
+    git_commit_all(project)
+    log = base / "nox.log"
+    answers = option.answers
+    if answers["data_source"] == "file":
+        # The file source needs a data file and its schema: the project's CLI writes the demo
+        # data in that form (`demo-data` session).
+        run_logged(
+            nox_command(
+                "-s",
+                "demo-data",
+                "--",
+                "--out",
+                answers["data_path"],
+                "--schema-out",
+                answers["schema_path"],
+            ),
+            cwd=project,
+            log=log,
+            timeout=NOX_TIMEOUT,
+        )
+        assert (project / answers["data_path"]).is_file()
+        assert (project / answers["schema_path"]).is_file()
+    run_logged(nox_command("-s", *SESSIONS), cwd=project, log=log, timeout=NOX_TIMEOUT)
+    return project
+
+
+@pytest.fixture(scope="session")
+def built_project(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[OptionSet], Path]:
+    """Build each option set's project once per session, on first use (failures too)."""
+    cache: dict[str, Path | AssertionError] = {}
+
+    def get(option: OptionSet) -> Path:
+        if option.id not in cache:
+            try:
+                cache[option.id] = build(option, tmp_path_factory.mktemp(f"project-{option.id}"))
+            except AssertionError as error:
+                cache[option.id] = error
+        built = cache[option.id]
+        if isinstance(built, AssertionError):
+            raise built
+        return built
+
+    return get
+
+
+def alias_versions(store: Path, model: str) -> dict[str, int]:
+    """Registry aliases of `model` in an MLflow SQLite store, read without MLflow."""
+    with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+        rows = db.execute(
+            "SELECT alias, version FROM registered_model_aliases WHERE name = ?", (model,)
+        ).fetchall()
+    return {str(alias): int(version) for alias, version in rows}
+
+
+def locations_mentioning(store: Path, text: str) -> list[str]:
+    """`table.column` of every text value in the store that contains `text`.
+
+    Tag tables are skipped: provenance tags such as `mlflow.source.name` record where a run was
+    started, which stays true after a move; what must follow the folder are the locations.
+    """
+    hits = []
+    with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in (t for t in tables if not t.endswith("tags")):
+            for column in db.execute(f"PRAGMA table_info('{table}')").fetchall():
+                name, kind = column[1], str(column[2]).upper()
+                if "CHAR" not in kind and "TEXT" not in kind:
+                    continue
+                query = f'SELECT COUNT(*) FROM "{table}" WHERE instr("{name}", ?) > 0'  # noqa: S608
+                if db.execute(query, (text,)).fetchone()[0]:
+                    hits.append(f"{table}.{name}")
+    return hits
+
+
+@pytest.mark.parametrize("option", SLOW_OPTION_SETS, ids=[o.id for o in SLOW_OPTION_SETS])
+def test_generated_project_sessions_pass(
+    built_project: Callable[[OptionSet], Path], option: OptionSet
+) -> None:
+    project = built_project(option)
+    store = project / "mlflow.db"
+    assert store.is_file()
+    aliases = alias_versions(store, option.answers["project_slug"])
+    assert aliases.get("champion") == 1, aliases
+    assert aliases.get("challenger") == 1, aliases
+    snapshots = project / "data" / "snapshots"
+    assert sorted(snapshots.rglob("*.parquet")), f"no Parquet snapshot under {snapshots}"
+
+
+def test_project_folder_can_move(
+    built_project: Callable[[OptionSet], Path], tmp_path: Path
+) -> None:
+    """A project moved after its first pipeline run trains again from its new place."""
+    option = SLOW_OPTION_SETS[0]
+    old = built_project(option)
+    new = tmp_path / "moved" / old.name
+    new.parent.mkdir()
+    shutil.move(old, new)
+    assert not old.exists()
+    log = tmp_path / "nox.log"
+    run_logged(nox_command("-s", "pipeline"), cwd=new, log=log, timeout=NOX_TIMEOUT)
+    store = new / "mlflow.db"
+    aliases = alias_versions(store, option.answers["project_slug"])
+    assert aliases.get("champion", 0) >= 1, aliases
+    assert aliases.get("challenger", 0) >= 2, "the second run registers a new challenger"
+    stale = locations_mentioning(store, str(old))
+    assert not stale, f"the store still points at the old folder in {stale}"
+    assert locations_mentioning(store, str(new)), "artifact locations are inside the project"

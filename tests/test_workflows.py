@@ -1,0 +1,96 @@
+"""The generated GitHub workflows: clean under zizmor, the workflow schema and actionlint, thin
+(every step that does work is a `nox -s` session), and every session they call exists."""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+WORKFLOWS = ("ci.yml", "monitor.yml", "continual-training.yml", "template-update.yml")
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed in the test environment")
+    return found
+
+
+def _workflows(project: Path) -> list[Path]:
+    return [project / ".github" / "workflows" / name for name in WORKFLOWS]
+
+
+def _sessions(project: Path) -> set[str]:
+    """Session names declared in the generated noxfile (`@nox.session(name=...)` or the def)."""
+    names = set()
+    for node in ast.walk(ast.parse((project / "noxfile.py").read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            target = decorator.func if isinstance(decorator, ast.Call) else decorator
+            if ast.unparse(target) != "nox.session":
+                continue
+            name = node.name
+            if isinstance(decorator, ast.Call):
+                for keyword in decorator.keywords:
+                    if keyword.arg == "name" and isinstance(keyword.value, ast.Constant):
+                        name = str(keyword.value.value)
+            names.add(name)
+    return names
+
+
+def test_every_workflow_exists_and_parses(default_project: Path) -> None:
+    for path in _workflows(default_project):
+        assert isinstance(yaml.safe_load(path.read_text(encoding="utf-8")), dict), path
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["zizmor", "--offline", "--no-progress", "--min-severity", "informational"],
+        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows"],
+        ["actionlint", "-no-color"],
+    ],
+    ids=["zizmor", "check-jsonschema", "actionlint"],
+)
+def test_linters_find_nothing(default_project: Path, command: list[str]) -> None:
+    files = [str(path) for path in _workflows(default_project)]
+    done = subprocess.run(
+        [_tool(command[0]), *command[1:], *files],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=default_project,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_workflows_are_least_privilege_pinned_bounded_and_thin(default_project: Path) -> None:
+    sessions = _sessions(default_project)
+    for path in _workflows(default_project):
+        workflow = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert workflow["permissions"] == {"contents": "read"}, path.name
+        assert "concurrency" in workflow, path.name
+        for name, job in workflow["jobs"].items():
+            if "uses" in job:  # a reusable workflow of this repository
+                assert job["uses"].startswith("$/.github/workflows/"), name
+                continue
+            assert job["timeout-minutes"] <= 60, name
+            for step in job["steps"]:
+                if "uses" in step:
+                    assert PINNED.match(step["uses"]), step["uses"]
+                    continue
+                run = step["run"]
+                called = re.findall(r"nox -s ([\w-]+)", run)
+                assert called or run == "python -m pip install nox uv", run
+                assert set(called) <= sessions, (
+                    f"{path.name} calls {called}; noxfile has {sessions}"
+                )
