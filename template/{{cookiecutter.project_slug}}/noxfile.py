@@ -94,7 +94,8 @@ def monitor(session: nox.Session) -> None:
 
 @nox.session
 def retrain(session: nox.Session) -> None:
-    """Ingest, train, gate (`-- --dry-run` moves no alias). A rejection is not a failure."""
+    """Ingest, train, gate. `-- --dry-run`: the gate moves no alias (the new version is still
+    registered as challenger). A rejection is an outcome, not a failure."""
     install(session)
     session.run(PACKAGE, "retrain", *session.posargs, success_codes=[0, 1])
     record = newest("*.json")
@@ -145,7 +146,8 @@ def template_update(session: nox.Session) -> None:
         "user.email=template-update@users.noreply.github.com",
     ]
     session.run(*git, "switch", "-C", "template-update", external=True)
-    session.run(*git, "commit", "--all", "--quiet", "-m", "Update from the template", external=True)
+    session.run(*git, "add", "--all", external=True)  # copier update may add new files
+    session.run(*git, "commit", "--quiet", "-m", "Update from the template", external=True)
     token, repository = os.environ["GH_TOKEN"], os.environ["GITHUB_REPOSITORY"]
     remote = f"https://x-access-token:{token}@github.com/{repository}.git"
     session.run("git", "push", "--force", remote, "template-update", external=True, silent=True)

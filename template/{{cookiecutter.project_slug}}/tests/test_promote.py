@@ -83,7 +83,7 @@ def test_the_gate_rejects_worse_promotes_better_and_rollback_restores(
 
     back = rollback(newer)
     assert back.outcome == Outcome.ROLLED_BACK
-    assert _aliases(newer) == {CHAMPION: "1", CHALLENGER: "3", PREVIOUS_CHAMPION: "3"}
+    assert _aliases(newer) == {CHAMPION: "1", CHALLENGER: None, PREVIOUS_CHAMPION: "3"}
 
 
 @pytest.mark.e2e

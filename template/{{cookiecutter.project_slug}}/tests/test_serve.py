@@ -322,3 +322,19 @@ def test_the_online_experiment_routes_by_entity_and_logs_both_variants(
         shadow = frame[~frame["served"]]
         assert set(shadow["variant"]) == {"challenger"}
         assert set(shadow["prediction_id"]) == {a["prediction_id"] for a in first + again}
+
+
+def test_an_unreachable_tracking_server_keeps_the_champion_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _trained(tmp_path / "outage")
+    row = _rows(project, 1)[0]
+    with running(project) as client:
+        assert client.post("/predict", json=row).json()["model_version"] == "1"
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_free_port()}")
+        _wait(lambda: client.get("/ready").json()["registry_error"] is not None)
+        ready = client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json()["models"] == {"champion": "1"}
+        assert client.post("/predict", json=row).json()["model_version"] == "1"

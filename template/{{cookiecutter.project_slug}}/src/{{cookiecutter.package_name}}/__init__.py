@@ -1,7 +1,10 @@
-"""{{ cookiecutter.project_name }}: {{ cookiecutter.description }}
+"""{{ cookiecutter.project_name }}.
 
-Stages, each with one public entry point, in the order data flows:
-`data.ingest` -> `features.build_feature_pipeline` -> `train.train`.
+{{ cookiecutter.description }}
+
+Stages, each with one public entry point, in the order data flows: `data.ingest`,
+`features.build_feature_pipeline`, `train.train`, `promote.promote`, `serve.create_app` and
+`serve.batch_predict`, `monitor.monitor`; `retrain.retrain` runs the loop again.
 """
 
 __version__ = "0.1.0"

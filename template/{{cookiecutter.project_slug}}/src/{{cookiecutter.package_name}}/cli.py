@@ -22,7 +22,7 @@ from .promote.record import Decision
 
 app = typer.Typer(
     name="{{ cookiecutter.package_name }}",
-    help="{{ cookiecutter.project_name }}: ingest, train and track models.",
+    help=__doc__,
     no_args_is_help=True,
     add_completion=False,
 )
@@ -138,8 +138,11 @@ def promote_command(config: ConfigOption = DEFAULT_CONFIG, dry_run: DryRunOption
     from .promote import promote
 
     project = _open(config)
-    with step("comparing challenger and champion on the latest holdout"):
-        decision = promote(project, dry_run=dry_run)
+    try:
+        with step("comparing challenger and champion on the latest holdout"):
+            decision = promote(project, dry_run=dry_run)
+    except Exception as error:  # exit 2, never 1: 1 means "rejected" to CI
+        _fail(f"the gate failed unexpectedly, the champion is unchanged: {error!r}")
     _report(decision)
 
 
@@ -264,8 +267,11 @@ def retrain_command(config: ConfigOption = DEFAULT_CONFIG, dry_run: DryRunOption
     from .retrain import retrain
 
     project = _open(config)
-    with step("retraining: ingest, train, gate"):
-        decision = retrain(project, dry_run=dry_run)
+    try:
+        with step("retraining: ingest, train, gate"):
+            decision = retrain(project, dry_run=dry_run)
+    except Exception as error:  # exit 2, never 1: 1 means "rejected" to CI
+        _fail(f"retraining failed unexpectedly, the champion is unchanged: {error!r}")
     _report(decision)
 
 

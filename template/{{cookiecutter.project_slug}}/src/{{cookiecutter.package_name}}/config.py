@@ -75,7 +75,7 @@ SourceConfig = Annotated[DemoSourceConfig | FileSourceConfig, Field(discriminato
 
 
 class SplitConfig(Frozen):
-    """Fractions of the time range kept for validation and holdout, the most recent last."""
+    """Shares of the rows kept for validation and holdout, cut at timestamps, the newest last."""
 
     validation_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
     holdout_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
@@ -171,7 +171,9 @@ class MonitorConfig(Frozen):
     threshold: float | None = Field(default=None, gt=0.0)
     min_window_rows: int = Field(default=200, ge=10)
     window_days: int = Field(default=7, ge=1)
-    performance_drop: float = Field(default=0.05, ge=0.0)
+    performance_drop: float = Field(
+        default=0.05, ge=0.0, description="relative: 0.05 means 5% worse than at training"
+    )
     max_missing_increase: float = Field(default=0.1, ge=0.0, le=1.0)
     max_out_of_range_share: float = Field(default=0.05, ge=0.0, le=1.0)
 

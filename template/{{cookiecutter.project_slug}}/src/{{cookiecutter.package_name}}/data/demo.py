@@ -115,7 +115,8 @@ def generate_demo(config: DemoSourceConfig, task: Task) -> pd.DataFrame:
     if task == "binary_classification":
         frame["churned"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-score))).astype(int)
     else:
-        growth = 1.0 - 0.08 * np.tanh(score) + 0.01 * tenure / 12
+        partner = (pd.Series(channel) == "partner").to_numpy()
+        growth = 1.0 - 0.08 * np.tanh(score) + (0.01 - 0.03 * c) * tenure / 12 + 0.3 * c * partner
         noise = rng.normal(0, 0.08 * plan_price)
         frame["next_month_spend"] = np.clip(spend * growth + noise, 0, 20_000).round(2)
 

@@ -32,6 +32,7 @@ __all__ = ["MonitorResult", "Status", "monitor"]
 Status = Literal["ok", "insufficient_data", "drift", "performance_drop"]
 EXIT_CODES: dict[Status, int] = {"ok": 0, "insufficient_data": 0, "drift": 1, "performance_drop": 3}
 PREDICTION, LABEL = "prediction", "label"
+BOOTSTRAP_RESAMPLES = 200
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,9 @@ def _drift(
                 "threshold": config["threshold"],
             }
     for test in body["tests"]:
-        column = test.get("metric_config", {}).get("params", {}).get("column")
-        if column in per_column:
+        params = test.get("metric_config", {}).get("params", {})
+        column = params.get("column")
+        if str(params.get("type", "")).endswith(":ValueDrift") and column in per_column:
             per_column[column]["drifted"] = test["status"] == "FAIL"
     reasons = []
     if share >= policy.drift_share:
@@ -186,9 +188,18 @@ def _performance(
     if trained is None or not np.isfinite(value):
         return result, []
     maximize = METRIC_DIRECTIONS[task][metric] == "maximize"
-    drop = trained - value if maximize else value - trained
-    result["drop"] = drop
-    if drop > config.monitor.performance_drop:
+    # A window's metric is noisy (an RMSE over heavy-tailed targets easily moves by 20%), so a
+    # drop counts only when even the window's most favourable plausible value (a one-sided 95%
+    # bootstrap bound) is worse than training by more than the relative threshold.
+    truth, scores = rows[LABEL].to_numpy(float), rows[PREDICTION].to_numpy(float)
+    draws = np.random.default_rng(0).integers(0, len(rows), (BOOTSTRAP_RESAMPLES, len(rows)))
+    resampled = [score(truth[i], scores[i]) for i in draws]
+    bound = float(np.nanquantile(resampled, 0.95 if maximize else 0.05))
+    scale = max(abs(trained), 1e-12)
+    drop = (trained - value if maximize else value - trained) / scale
+    confident_drop = (trained - bound if maximize else bound - trained) / scale
+    result |= {"relative_drop": drop, "favourable_bound": bound, "confident_drop": confident_drop}
+    if confident_drop > config.monitor.performance_drop:
         return result, [f"{metric} fell from {trained:.4f} at training to {value:.4f}"]
     return result, []
 
@@ -207,7 +218,10 @@ def monitor(
     model = load_version(client, name, str(champion.version))
     snapshot = read_snapshot(project.snapshots_dir, champion.tags.get("snapshot_id"))
     schema = snapshot.schema
-    reference = model_input(snapshot.train, schema)
+    # The rows the fit never saw: on its own training rows a model's predictions are sharper than
+    # anywhere else, which would read as prediction drift on perfectly ordinary data.
+    unseen = pd.concat([snapshot.validation, snapshot.holdout], ignore_index=True)
+    reference = model_input(unseen, schema)
     reference[PREDICTION] = predict_scores(model, reference, config.train.task)
     current, window = _current(project, schema, model, source, now)
 

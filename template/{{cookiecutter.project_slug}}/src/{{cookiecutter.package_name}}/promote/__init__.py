@@ -341,6 +341,10 @@ def rollback(project: Project) -> Decision:
         else:
             client.set_registered_model_alias(name, CHAMPION, str(previous.version))
             client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(current.version))
+            challenger = alias_version(client, name, CHALLENGER)
+            if challenger is not None and str(challenger.version) == str(current.version):
+                # Otherwise the next gate, or a live experiment, would bring it straight back.
+                client.delete_registered_model_alias(name, CHALLENGER)
             client.set_model_version_tag(
                 name, str(current.version), "rolled_back_at", datetime.now(UTC).isoformat()
             )

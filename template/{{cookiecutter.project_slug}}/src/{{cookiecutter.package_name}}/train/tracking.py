@@ -27,6 +27,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+# What MLflow answers for a model that does not exist, and for an alias that is not set.
+ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 
 
 def _local_path(location: str) -> Path:
@@ -106,8 +108,13 @@ def tracking(project: Project) -> Iterator[MlflowClient]:
 
 
 def alias_version(client: MlflowClient, model: str, alias: str) -> ModelVersion | None:
-    """The version behind `alias`, or None when the alias (or the model) does not exist yet."""
+    """The version behind `alias`, or None when the alias (or the model) does not exist yet.
+
+    Any other failure (an unreachable server, say) is raised: it must not read as "no model".
+    """
     try:
         return client.get_model_version_by_alias(model, alias)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if error.error_code in ABSENT:
+            return None
+        raise
