@@ -93,6 +93,37 @@ def demo(session: nox.Session) -> None:
     session.log("then open http://127.0.0.1:5000 (Ctrl+C stops the UI).")
 
 
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Serving speed of a rendered demo project against `mlflow models serve`, in one run.
+
+    Prints a table and writes JSON (default `.bench/serve.json`; `-- --out <path>` and the
+    other options of benchmarks/serve_bench.py pass through). Targets are reported, not asserted.
+    """
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
+    project = ROOT / ".bench" / "project"
+    shutil.rmtree(project, ignore_errors=True)
+    project.parent.mkdir(parents=True, exist_ok=True)
+    session.run(
+        "copier",
+        "copy",
+        "--trust",
+        "--defaults",
+        "--quiet",
+        "--vcs-ref",
+        "HEAD",
+        str(ROOT),
+        str(project),
+    )
+    session.chdir(project)
+    session.run("nox", "-s", "pipeline", env=PROJECT_ENV)
+    out = [] if "--out" in session.posargs else ["--out", str(ROOT / ".bench" / "serve.json")]
+    args = [*session.posargs, *out]
+    session.run(
+        "python", str(ROOT / "benchmarks" / "serve_bench.py"), "--project", str(project), *args
+    )
+
+
 def _answers(path: Path) -> dict[str, str]:
     """The plain `key: value` lines of a copier answers file (no YAML parser needed here)."""
     text = path.read_text(encoding="utf-8")
