@@ -6,6 +6,8 @@ transformation that training did; there is no second implementation to drift out
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
@@ -48,3 +50,18 @@ def model_input(frame: pd.DataFrame, schema: DataSchema) -> pd.DataFrame:
     categorical = frame[schema.categorical_features].astype(object)
     categorical = categorical.where(categorical.notna(), np.nan)
     return pd.concat([numeric, categorical], axis=1)
+
+
+def records_frame(records: list[dict[str, Any]], schema: DataSchema) -> pd.DataFrame:
+    """`model_input` for request rows, built column by column: several times faster per call."""
+    numeric = {
+        name: pd.Series([row[name] for row in records], dtype="float64")
+        for name in schema.numeric_features
+    }
+    categorical = {
+        name: pd.Series(
+            [np.nan if row[name] is None else row[name] for row in records], dtype=object
+        )
+        for name in schema.categorical_features
+    }
+    return pd.DataFrame(numeric | categorical)
