@@ -46,6 +46,28 @@ def lint(session: nox.Session) -> None:
     session.run("mypy", "--strict", "tests", "noxfile.py", *hooks)
 
 
+def render_trained(session: nox.Session, project: Path, *, train: bool) -> None:
+    """Render the template's defaults into `project` (replacing it) and, if asked, run its
+    pipeline there. --vcs-ref HEAD renders the working tree, uncommitted changes included
+    (without it copier would render the latest git tag)."""
+    shutil.rmtree(project, ignore_errors=True)
+    project.parent.mkdir(parents=True, exist_ok=True)
+    session.run(
+        "copier",
+        "copy",
+        "--trust",
+        "--defaults",
+        "--quiet",
+        "--vcs-ref",
+        "HEAD",
+        str(ROOT),
+        str(project),
+    )
+    if train:
+        session.chdir(project)
+        session.run("nox", "-s", "pipeline", env=PROJECT_ENV)
+
+
 @nox.session
 def demo(session: nox.Session) -> None:
     """Render the template with its defaults and run the project's pipeline.
@@ -61,21 +83,7 @@ def demo(session: nox.Session) -> None:
         session.error(f"{target} exists and is not empty")
 
     staging = DEMO_DIR / ".rendering"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    # --vcs-ref HEAD renders the working tree, uncommitted changes included (without it copier
-    # would render the latest git tag).
-    session.run(
-        "copier",
-        "copy",
-        "--trust",
-        "--defaults",
-        "--quiet",
-        "--vcs-ref",
-        "HEAD",
-        str(ROOT),
-        str(staging),
-    )
+    render_trained(session, staging, train=False)
     answers = _answers(staging / ".copier-answers.yml")
     if target is None:
         target = DEMO_DIR / answers["project_slug"]
@@ -102,21 +110,7 @@ def bench(session: nox.Session) -> None:
     """
     session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
     project = ROOT / ".bench" / "project"
-    shutil.rmtree(project, ignore_errors=True)
-    project.parent.mkdir(parents=True, exist_ok=True)
-    session.run(
-        "copier",
-        "copy",
-        "--trust",
-        "--defaults",
-        "--quiet",
-        "--vcs-ref",
-        "HEAD",
-        str(ROOT),
-        str(project),
-    )
-    session.chdir(project)
-    session.run("nox", "-s", "pipeline", env=PROJECT_ENV)
+    render_trained(session, project, train=True)
     out = [] if "--out" in session.posargs else ["--out", str(ROOT / ".bench" / "serve.json")]
     args = [*session.posargs, *out]
     session.run(

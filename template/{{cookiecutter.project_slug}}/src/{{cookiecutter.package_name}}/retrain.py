@@ -6,14 +6,12 @@ except the gate, and only when it passes. Every run ends in a decision record.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import mlflow
 
 from .config import ConfigError, Project
 from .data import DataError, ingest
 from .promote import promote
-from .promote.record import Decision, Outcome, conclude
+from .promote.record import Decision, Outcome, conclude, new_record
 from .train import TrainingError, train
 from .train.tracking import tracking
 
@@ -27,13 +25,12 @@ def retrain(project: Project, *, dry_run: bool = False) -> Decision:
         train(project)
     except (ConfigError, DataError, TrainingError) as error:
         outcome = Outcome.REJECTED if isinstance(error, TrainingError) else Outcome.ERROR
-        record = {
-            "kind": "retrain",
-            "model": project.config.tracking.registered_model,
-            "decided_at": datetime.now(UTC).isoformat(),
-            "outcome": outcome,
-            "reason": f"retraining stopped at {step}, the champion is unchanged: {error}",
-        }
+        record = new_record(
+            project,
+            "retrain",
+            outcome=outcome,
+            reason=f"retraining stopped at {step}, the champion is unchanged: {error}",
+        )
         with tracking(project), mlflow.start_run(run_name="retrain"):
             return conclude(project, record)
     return promote(project, dry_run=dry_run)

@@ -30,7 +30,7 @@ from ..train.tracking import (
     load_version,
     tracking,
 )
-from .record import Decision, Outcome, conclude
+from .record import Decision, Outcome, conclude, new_record
 from .stats import TestResult, run_test
 
 __all__ = ["Decision", "GateError", "Outcome", "promote", "rollback"]
@@ -282,13 +282,12 @@ def promote(project: Project, *, dry_run: bool = False) -> Decision:
     """
     name = project.config.tracking.registered_model
     with tracking(project) as client, mlflow.start_run(run_name="promote"):
-        record: dict[str, Any] = {
-            "kind": "promotion",
-            "model": name,
-            "decided_at": datetime.now(UTC).isoformat(),
-            "policy": project.config.promotion.model_dump(mode="json"),
-            "dry_run": dry_run,
-        }
+        record = new_record(
+            project,
+            "promotion",
+            policy=project.config.promotion.model_dump(mode="json"),
+            dry_run=dry_run,
+        )
         try:
             challenger = alias_version(client, name, CHALLENGER)
             champion = alias_version(client, name, CHAMPION)
@@ -326,11 +325,7 @@ def rollback(project: Project) -> Decision:
     """Point `champion` back at `previous-champion` (and remember the one rolled back from)."""
     name = project.config.tracking.registered_model
     with tracking(project) as client, mlflow.start_run(run_name="rollback"):
-        record: dict[str, Any] = {
-            "kind": "rollback",
-            "model": name,
-            "decided_at": datetime.now(UTC).isoformat(),
-        }
+        record = new_record(project, "rollback")
         previous = alias_version(client, name, PREVIOUS_CHAMPION)
         current = alias_version(client, name, CHAMPION)
         if previous is None or current is None:

@@ -7,8 +7,8 @@ experiment runs; `ab_report` reads the prediction log with its late-arriving lab
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Literal
 
 import mlflow
 import numpy as np
@@ -17,7 +17,7 @@ import pandas as pd
 from ..config import OnlineConfig, Project
 from ..predictions import PredictionLog
 from ..train.tracking import tracking
-from .record import Decision, Outcome, conclude
+from .record import Decision, Outcome, conclude, new_record
 from .stats import TestResult, required_sample_size_proportions, two_proportion_z, welch_t
 
 Variant = Literal["champion", "challenger"]
@@ -70,20 +70,19 @@ def ab_report(project: Project, since: datetime | None = None) -> Decision:
         for variant, values in outcomes.items()
     }
     metric = "accuracy" if task == "binary_classification" else "mean_absolute_error"
-    record: dict[str, Any] = {
-        "kind": "ab_report",
-        "model": config.tracking.registered_model,
-        "decided_at": datetime.now(UTC).isoformat(),
-        "mode": online.mode,
-        "metric": metric,
-        "data": {
+    record = new_record(
+        project,
+        "ab_report",
+        mode=online.mode,
+        metric=metric,
+        data={
             "predictions": len(log),
             "labelled": len(labelled),
             "since": since.isoformat() if since else None,
         },
-        "variants": variants,
-        "policy": online.model_dump(mode="json"),
-    }
+        variants=variants,
+        policy=online.model_dump(mode="json"),
+    )
     smallest = min(len(values) for values in outcomes.values())
     if smallest < online.min_samples_per_variant:
         needed = online.min_samples_per_variant

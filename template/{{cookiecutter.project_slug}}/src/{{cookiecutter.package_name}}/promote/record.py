@@ -120,6 +120,16 @@ def write_record(directory: Path, record: dict[str, Any]) -> Path:
     return path
 
 
+def new_record(project: Project, kind: str, **fields: Any) -> dict[str, Any]:
+    """The header every decision record starts with: what kind, which model, when."""
+    return {
+        "kind": kind,
+        "model": project.config.tracking.registered_model,
+        "decided_at": datetime.now(UTC).isoformat(),
+        **fields,
+    }
+
+
 @dataclass(frozen=True)
 class Decision:
     outcome: Outcome
