@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ class Snapshot:
     def snapshot_id(self) -> str:
         return self.directory.name
 
-    @property
+    @cached_property
     def schema(self) -> DataSchema:
         """The schema the rows were validated against when the snapshot was taken."""
         return DataSchema.model_validate(self.manifest["schema"])
