@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import mlflow
+import numpy as np
 import skops.io
 from mlflow import MlflowClient
 from mlflow.data.pandas_dataset import from_pandas
@@ -103,7 +104,10 @@ def fit_model(
     return model
 
 
-def _evaluate(project: Project, snapshot: Snapshot, model: Any, baseline: Any) -> Evaluation:
+def _evaluate(
+    project: Project, snapshot: Snapshot, model: Any, baseline: Any
+) -> tuple[Evaluation, np.ndarray]:
+    """Metrics of the model and the baseline, and the model's holdout scores (for the plots)."""
     settings = project.config.train
     schema = snapshot.schema
 
@@ -126,21 +130,22 @@ def _evaluate(project: Project, snapshot: Snapshot, model: Any, baseline: Any) -
         if settings.direction == "maximize"
         else (value < baseline_holdout[primary])
     )
-    return Evaluation(
+    evaluation = Evaluation(
         holdout=holdout,
         validation=scored(model, "validation")[0],
         baseline_holdout=baseline_holdout,
         slices=slices,
         beats_baseline=better and not math.isnan(value),
     )
+    return evaluation, scores
 
 
 def _log_run(
     project: Project,
     snapshot: Snapshot,
     family: ModelFamily,
-    model: Any,
     evaluation: Evaluation,
+    holdout_scores: np.ndarray,
     fit_seconds: float,
 ) -> None:
     """Everything a reviewer needs to trust the run: data digests, params, metrics, plots."""
@@ -192,8 +197,7 @@ def _log_run(
     }
     mlflow.log_metrics({key: value for key, value in metrics.items() if not math.isnan(value)})
     truth = snapshot.holdout[schema.target.name].to_numpy(dtype=float)
-    scores = predict_scores(model, model_input(snapshot.holdout, schema), settings.task)
-    for name, figure in evaluation_figures(settings.task, truth, scores).items():
+    for name, figure in evaluation_figures(settings.task, truth, holdout_scores).items():
         mlflow.log_figure(figure, f"plots/{name}")
     mlflow.log_dict(asdict(evaluation) | {"slice_column": settings.slice_column}, "evaluation.json")
 
@@ -276,10 +280,12 @@ def train(
     started = time.perf_counter()
     model = fit_model(project, snapshot, family, warm_from=warm[1] if warm else None)
     fit_seconds = time.perf_counter() - started
-    evaluation = _evaluate(project, snapshot, model, fit_model(project, snapshot, "baseline"))
+    evaluation, holdout_scores = _evaluate(
+        project, snapshot, model, fit_model(project, snapshot, "baseline")
+    )
 
     with tracking(project) as client, mlflow.start_run(run_name=f"train-{family}") as run:
-        _log_run(project, snapshot, family, model, evaluation, fit_seconds)
+        _log_run(project, snapshot, family, evaluation, holdout_scores, fit_seconds)
         mlflow.set_tag("warm_started_from", f"v{warm[0]}" if warm else "none")
         if not evaluation.beats_baseline and family != "baseline":
             mlflow.set_tag("outcome", "rejected: does not beat the baseline")
