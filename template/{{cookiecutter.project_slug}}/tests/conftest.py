@@ -27,7 +27,7 @@ def write_project(
 ) -> Project:
     """The project's own configuration, pointed at a small demo source under `root`.
 
-    `sections` overrides keys of top-level sections, e.g. `{"serve": {"reload_seconds": 0.2}}`.
+    `sections` overrides keys of top-level sections, e.g. `{"serve": {"flush_seconds": 0.2}}`.
     """
     config = yaml.safe_load((ROOT / "configs" / "project.yaml").read_text(encoding="utf-8"))
     config["data"]["source"] = {"kind": "demo", "rows": 3_000, "days": 60, **source}

@@ -29,6 +29,13 @@ def test_an_unknown_key_is_refused_by_name() -> None:
         parse_config(config)
 
 
+def test_a_renamed_key_names_its_new_name() -> None:
+    config = _config()
+    config["serve"] = {**config["serve"], "reload_seconds": 5}  # type: ignore[dict-item]
+    with pytest.raises(ConfigError, match=r"reload_seconds: .* serve\.registry_poll_seconds"):
+        parse_config(config)
+
+
 def test_a_metric_of_the_other_task_is_refused() -> None:
     config = _config()
     wrong = "rmse" if config["train"]["task"] == "binary_classification" else "roc_auc"  # type: ignore[index]

@@ -29,7 +29,12 @@ from {{ cookiecutter.package_name }}.train.tracking import CHAMPION, tracking
 
 from .conftest import write_project
 
-FAST = {"reload_seconds": 0.2, "flush_seconds": 0.1, "max_batch_rows": 50, "max_body_bytes": 20_000}
+FAST = {
+    "registry_poll_seconds": 0.2,
+    "flush_seconds": 0.1,
+    "max_batch_rows": 50,
+    "max_body_bytes": 20_000,
+}
 
 
 def _free_port() -> int:

@@ -157,7 +157,7 @@ class ServeConfig(Frozen):
     port: int = Field(default=8000, ge=1, le=65_535)
     max_batch_rows: int = Field(default=1_000, ge=1)
     max_body_bytes: int = Field(default=2_000_000, ge=1_024)
-    reload_seconds: float = Field(default=10.0, gt=0.0)
+    registry_poll_seconds: float = Field(default=10.0, gt=0.0)
     flush_seconds: float = Field(default=1.0, gt=0.0)
     require_api_key: bool = False
     api_key_env: str = Field(default="SERVICE_API_KEY", pattern=r"^[A-Z_][A-Z0-9_]*$")
@@ -267,12 +267,22 @@ class Project:
         return self.tracking_uri == f"sqlite:///{self.local_store}"
 
 
+# Keys renamed by a template release: `copier update` migrates them in the files under
+# configs/; anything else still holding an old name gets this hint instead of a bare "unknown".
+RENAMED_KEYS = {
+    "serve.reload_seconds": "serve.registry_poll_seconds (renamed in template version 0.2.0)",
+}
+
+
 def explain(error: ValidationError) -> str:
     """One line per invalid field, so the message names exactly what to fix."""
     lines = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            renamed = RENAMED_KEYS.get(where)
+            message = f"unknown key; it is now {renamed}" if renamed else "unknown key"
         lines.append(f"  {where}: {message}")
     return "\n".join(lines)
 

@@ -149,7 +149,7 @@ def create_app(project: Project) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await reload()
         tasks = [
-            asyncio.create_task(every(settings.reload_seconds, reload)),
+            asyncio.create_task(every(settings.registry_poll_seconds, reload)),
             asyncio.create_task(every(settings.flush_seconds, buffer.flush)),
             asyncio.create_task(batcher.run()),
         ]
