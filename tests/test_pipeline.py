@@ -24,21 +24,23 @@ NOX_TIMEOUT = 30 * 60
 SESSIONS = ["lint", "typecheck", "tests", "pipeline"]
 
 
-def git_commit_all(project: Path) -> None:
-    """Put the fresh project under git, as a user would (`git init` + first commit)."""
-    git = ["git", "-c", "user.name=Template Tests", "-c", "user.email=tests@example.com"]
-    for args in (
-        ["init", "--quiet", "--initial-branch=main"],
-        ["add", "--all"],
-        ["-c", "commit.gpgsign=false", "commit", "--quiet", "--message", "Initial commit"],
-    ):
-        subprocess.run([*git, *args], cwd=project, check=True, stdin=subprocess.DEVNULL)
+def assert_committed(project: Path) -> None:
+    """The copy task put the fresh project under git: one commit, nothing left out."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(project), *args], capture_output=True, text=True, check=True
+        ).stdout
+
+    log, status = git("log", "--oneline"), git("status", "--porcelain")
+    assert len(log.splitlines()) == 1, log
+    assert status == "", status
 
 
 def build(option: OptionSet, base: Path) -> Path:
-    """Render, commit, create the data file if the project reads one, run every session."""
+    """Render (the copy task commits it), write the data file if it reads one, run every session."""
     project = render(base / option.answers["project_slug"], option.data)
-    git_commit_all(project)
+    assert_committed(project)
     log = base / "nox.log"
     answers = option.answers
     if answers["data_source"] == "file":

@@ -1,0 +1,245 @@
+"""`copier update` over a real, tagged git history of the template.
+
+The history is built in a temporary folder from the working tree: 0.1.0 is the tree as it was
+before the `serve.reload_seconds` -> `serve.registry_poll_seconds` rename (the breaking change
+that `_migrations` handles), 0.2.0 is the current tree, and 0.2.1 adds one line to the project's
+README. A team renders 0.1.0, makes its own changes, and updates.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+import yaml
+from copier import run_copy, run_update
+
+from helpers import ANSWERS_FILE, REPO_ROOT, nox_command, render, run_logged, subprocess_env
+
+pytestmark = pytest.mark.slow
+TIMEOUT = 30 * 60
+PROJECT_TREE = Path("template") / "{{cookiecutter.project_slug}}"
+NEW_KEY, OLD_KEY = "registry_poll_seconds", "reload_seconds"
+README_LINE = "Rendered from template version 0.2.1 or later."
+IDENTITY = ["-c", "user.name=Template Tests", "-c", "user.email=tests@example.com"]
+CONFLICT = re.compile(
+    r"^<<<<<<< before updating\n(?P<ours>.*?)^=======\n(?P<theirs>.*?)^>>>>>>> after updating\n",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *IDENTITY, "-c", "commit.gpgsign=false", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        stdin=subprocess.DEVNULL,
+    ).stdout
+
+
+def commit_all(repo: Path, message: str, tag: str | None = None) -> None:
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "--no-verify", "--message", message)
+    if tag:
+        git(repo, "tag", tag)
+
+
+def copy_working_tree(dst: Path) -> None:
+    """The template's files as they are now, committed or not (ignored files excluded)."""
+    listed = git(REPO_ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for name in filter(None, listed.split("\0")):
+        src = REPO_ROOT / name
+        if src.is_file():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / name)
+
+
+def edit(path: Path, change: Callable[[str], str]) -> None:
+    text = path.read_text(encoding="utf-8")
+    changed = change(text)
+    assert changed != text, f"{path.name}: the edit changed nothing"
+    path.write_text(changed, encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git repository of the template tagged 0.1.0, 0.2.0 and 0.2.1."""
+    repo = tmp_path_factory.mktemp("template-history")
+    copy_working_tree(repo)
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    commit_all(repo, "Current tree")  # so that 0.2.0 can be restored from git below
+
+    for path in (repo / PROJECT_TREE).rglob("*"):
+        if path.is_file() and NEW_KEY in path.read_text(encoding="utf-8"):
+            edit(path, lambda text: text.replace(NEW_KEY, OLD_KEY))
+    commit_all(repo, "0.1.0: the serve key is still reload_seconds", tag="0.1.0")
+
+    git(repo, "checkout", "--quiet", "HEAD~1", "--", ".")
+    commit_all(repo, "0.2.0: rename serve.reload_seconds", tag="0.2.0")
+
+    readme = repo / PROJECT_TREE / "README.md"
+    edit(readme, lambda text: f"{text.rstrip()}\n\n{README_LINE}\n")
+    commit_all(repo, "0.2.1: a line in the project's README", tag="0.2.1")
+    return repo
+
+
+def answers(project: Path) -> dict[str, str]:
+    loaded: dict[str, str] = yaml.safe_load((project / ANSWERS_FILE).read_text(encoding="utf-8"))
+    return loaded
+
+
+def tool_env(tmp: Path) -> dict[str, str]:
+    """pre-commit's `language: system` hooks call `python -m nox`: this interpreter's."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return {"PATH": path, "PRE_COMMIT_HOME": str(tmp / "pre-commit-cache")}
+
+
+def pre_commit(project: Path, env: Mapping[str, str], *hook: str) -> tuple[int, str]:
+    """`pre-commit run [hook] --all-files`: its exit code and output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "run", *hook, "--all-files", "--show-diff-on-failure"],
+        cwd=project,
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+TEAM_TEST = (
+    "\n\ndef test_the_team_trains_on_at_least_400_rows() -> None:\n"
+    '    project = load_project(ROOT / "configs" / "project.yaml")\n'
+    "    assert project.config.data.min_training_rows == 400\n"
+)
+
+
+def make_team_changes(project: Path) -> None:
+    """A value the template also changes (a conflict to come), a value it does not, the team's
+    own staging config, a new module with its test, and an edited test."""
+    config = project / "configs" / "project.yaml"
+    edit(config, lambda text: re.sub(rf"{OLD_KEY}: 10\b", f"{OLD_KEY}: 30", text))
+    edit(config, lambda text: text.replace("min_training_rows: 500", "min_training_rows: 400"))
+    staging = project / "configs" / "staging.yaml"
+    staging.write_text(
+        config.read_text(encoding="utf-8").replace(f"{OLD_KEY}: 30", f"{OLD_KEY}: 5"),
+        encoding="utf-8",
+    )
+    (project / "src" / "demo_ml_service" / "holidays.py").write_text(
+        '"""Public holidays: the team\'s own feature source."""\n\n\n'
+        "def is_holiday(day: str) -> bool:\n"
+        '    return day.endswith("-12-25")\n',
+        encoding="utf-8",
+    )
+    (project / "tests" / "test_holidays.py").write_text(
+        "from demo_ml_service.holidays import is_holiday\n\n\n"
+        "def test_christmas_is_a_holiday() -> None:\n"
+        '    assert is_holiday("2025-12-25")\n',
+        encoding="utf-8",
+    )
+    edit(project / "tests" / "test_config.py", lambda text: text + TEAM_TEST)
+
+
+def test_update_keeps_the_teams_work_and_flags_conflicts(
+    template_repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    tmp = tmp_path_factory.mktemp("update")
+    project = tmp / "demo-ml-service"
+    log = tmp / "update.log"
+    env = tool_env(tmp_path_factory.getbasetemp())
+    run_copy(str(template_repo), project, defaults=True, unsafe=True, vcs_ref="0.1.0", quiet=True)
+    assert answers(project)["_commit"] == "0.1.0"
+    assert len(git(project, "log", "--oneline").splitlines()) == 1  # the copy task's commit
+
+    make_team_changes(project)
+    commit_all(project, "The team's changes")
+
+    run_update(
+        project, vcs_ref="0.2.0", defaults=True, overwrite=True, unsafe=True, conflict="inline"
+    )
+
+    # The update applied, and the copy-only task did not run again (no new commit).
+    config = project / "configs" / "project.yaml"
+    staging = project / "configs" / "staging.yaml"
+    package = project / "src" / "demo_ml_service"
+    test_config = project / "tests" / "test_config.py"
+    assert answers(project)["_commit"] == "0.2.0"
+    assert f"{NEW_KEY}: float" in (package / "config.py").read_text(encoding="utf-8")
+    assert len(git(project, "log", "--oneline").splitlines()) == 2
+    # The migration renamed the key in the team's own config file, value kept.
+    staging_text = staging.read_text(encoding="utf-8")
+    assert f"{NEW_KEY}: 5" in staging_text
+    assert OLD_KEY not in staging_text
+    # The team's edits survived.
+    assert (package / "holidays.py").is_file()
+    assert (project / "tests" / "test_holidays.py").is_file()
+    test_config_text = test_config.read_text(encoding="utf-8")
+    assert TEAM_TEST in test_config_text
+    assert "def test_a_renamed_key_names_its_new_name" in test_config_text  # and the template's
+    # A line both sides changed is an inline conflict, with the team's side already migrated.
+    config_text = config.read_text(encoding="utf-8")
+    assert "min_training_rows: 400" in config_text
+    conflicts = list(CONFLICT.finditer(config_text))
+    assert len(conflicts) == 1, config_text
+    assert re.search(rf"{NEW_KEY}: 30\b", conflicts[0]["ours"])
+    assert re.search(rf"{NEW_KEY}: 10\b", conflicts[0]["theirs"])
+
+    # The generated pre-commit config catches the markers...
+    code, output = pre_commit(project, env, "merge-conflict-markers")
+    assert code == 1
+    assert "configs/project.yaml" in output
+    # ...and once the team keeps its side, every hook and the project's tests pass.
+    resolved = CONFLICT.sub(lambda match: match["ours"], config_text)
+    config.write_text(resolved, encoding="utf-8")
+    git(project, "add", "--all")
+    code, output = pre_commit(project, env)
+    assert code == 0, output
+    run_logged(nox_command("-s", "tests"), cwd=project, log=log, timeout=TIMEOUT)
+    commit_all(project, "Update to template 0.2.0")
+
+    # 0.2.0 -> 0.2.1 crosses no migration: a file still using the old key is left as it is.
+    legacy = project / "configs" / "legacy.yaml"
+    legacy.write_text(f"serve:\n  {OLD_KEY}: 7\n", encoding="utf-8")
+    commit_all(project, "A config kept in the old format")
+    run_update(project, vcs_ref="0.2.1", defaults=True, overwrite=True, unsafe=True)
+    assert answers(project)["_commit"] == "0.2.1"
+    assert README_LINE in (project / "README.md").read_text(encoding="utf-8")
+    assert legacy.read_text(encoding="utf-8") == f"serve:\n  {OLD_KEY}: 7\n"
+
+
+def test_rejected_hunks_are_caught_by_pre_commit(
+    template_repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    tmp = tmp_path_factory.mktemp("update-rej")
+    project = tmp / "demo-ml-service"
+    env = tool_env(tmp_path_factory.getbasetemp())
+    run_copy(str(template_repo), project, defaults=True, unsafe=True, vcs_ref="0.1.0", quiet=True)
+    config = project / "configs" / "project.yaml"
+    edit(config, lambda text: re.sub(rf"{OLD_KEY}: 10\b", f"{OLD_KEY}: 30", text))
+    commit_all(project, "The team's change")
+
+    run_update(project, vcs_ref="0.2.0", defaults=True, overwrite=True, unsafe=True, conflict="rej")
+
+    assert (project / "configs" / "project.yaml.rej").is_file()
+    git(project, "add", "--all")  # as `git commit -a` would
+    code, output = pre_commit(project, env, "no-rejected-hunks")
+    assert code == 1
+    assert "configs/project.yaml.rej" in output
+
+
+def test_a_fresh_render_passes_every_pre_commit_hook(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    project = render(tmp_path_factory.mktemp("pre-commit") / "demo-ml-service", {})
+    code, output = pre_commit(project, tool_env(tmp_path_factory.getbasetemp()))
+    assert code == 0, output
