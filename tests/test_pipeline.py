@@ -130,11 +130,12 @@ def test_generated_project_sessions_pass(
     assert sorted(snapshots.rglob("*.parquet")), f"no Parquet snapshot under {snapshots}"
 
 
+# Parametrized so that `-k <option id>` (one CI job per option set) selects it too.
+@pytest.mark.parametrize("option", SLOW_OPTION_SETS[:1], ids=[SLOW_OPTION_SETS[0].id])
 def test_project_folder_can_move(
-    built_project: Callable[[OptionSet], Path], tmp_path: Path
+    built_project: Callable[[OptionSet], Path], option: OptionSet, tmp_path: Path
 ) -> None:
     """A project moved after its first pipeline run trains again from its new place."""
-    option = SLOW_OPTION_SETS[0]
     old = built_project(option)
     new = tmp_path / "moved" / old.name
     new.parent.mkdir()

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import REPO_ROOT, SLOW_OPTION_SETS
+
 WORKFLOWS = ("ci.yml", "monitor.yml", "continual-training.yml", "template-update.yml")
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
@@ -94,3 +96,51 @@ def test_workflows_are_least_privilege_pinned_bounded_and_thin(default_project: 
                 assert set(called) <= sessions, (
                     f"{path.name} calls {called}; noxfile has {sessions}"
                 )
+
+
+# The template repository's own CI.
+REPO_CI = REPO_ROOT / ".github" / "workflows" / "ci.yml"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["zizmor", "--offline", "--no-progress", "--min-severity", "informational"],
+        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows"],
+        ["actionlint", "-no-color"],
+    ],
+    ids=["zizmor", "check-jsonschema", "actionlint"],
+)
+def test_the_template_ci_is_clean(command: list[str]) -> None:
+    done = subprocess.run(
+        [_tool(command[0]), *command[1:], str(REPO_CI)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_template_ci_runs_every_test_and_only_real_sessions() -> None:
+    workflow = yaml.safe_load(REPO_CI.read_text(encoding="utf-8"))
+    assert workflow["permissions"] == {"contents": "read"}
+    sessions = _sessions(REPO_ROOT)
+    runs = []
+    for name, job in workflow["jobs"].items():
+        assert job["timeout-minutes"] <= 60, name
+        for step in job["steps"]:
+            if "uses" in step:
+                assert PINNED.match(step["uses"].split(" ")[0]), step["uses"]
+            else:
+                runs.append(step["run"])
+    called = {session for run in runs for session in re.findall(r"nox -s ([\w-]+)", run)}
+    assert called <= sessions
+    assert {"lint", "tests"} <= called
+    # The matrix names every slow option set, and the jobs between them run every test file:
+    # fast tests, test_pipeline.py per option set, and every other slow test.
+    matrix = workflow["jobs"]["projects"]["strategy"]["matrix"]["option"]
+    assert matrix == [option.id for option in SLOW_OPTION_SETS]
+    assert 'nox -s tests -- -m "not slow"' in runs
+    assert 'nox -s tests -- tests/test_pipeline.py -k "$OPTION"' in runs
+    assert "nox -s tests -- -m slow --ignore tests/test_pipeline.py" in runs
