@@ -243,3 +243,23 @@ def test_a_fresh_render_passes_every_pre_commit_hook(
     project = render(tmp_path_factory.mktemp("pre-commit") / "demo-ml-service", {})
     code, output = pre_commit(project, tool_env(tmp_path_factory.getbasetemp()))
     assert code == 0, output
+
+
+def test_the_template_sessions_see_and_apply_a_newer_version(
+    template_repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    tmp = tmp_path_factory.mktemp("template-sessions")
+    project = tmp / "demo-ml-service"
+    log = tmp / "nox.log"
+    run_copy(str(template_repo), project, defaults=True, unsafe=True, vcs_ref="0.2.0", quiet=True)
+
+    # Behind: `copier check-update --quiet` exits 2, so the session fails.
+    with pytest.raises(AssertionError, match="exited with 1"):
+        run_logged(nox_command("-s", "template-check"), cwd=project, log=log, timeout=TIMEOUT)
+    assert "failed with exit code 2" in log.read_text(encoding="utf-8")
+
+    run_logged(nox_command("-s", "template-update"), cwd=project, log=log, timeout=TIMEOUT)
+    assert answers(project)["_commit"] == "0.2.1"
+    assert README_LINE in (project / "README.md").read_text(encoding="utf-8")
+    commit_all(project, "Update to template 0.2.1")
+    run_logged(nox_command("-s", "template-check"), cwd=project, log=log, timeout=TIMEOUT)
