@@ -123,6 +123,10 @@ def test_predictions_match_the_model_in_process(served: tuple[Project, httpx.Cli
         (lambda row: row.update(plan="platinum"), "plan"),
         (lambda row: row.update(surprise=1), "surprise"),
         (lambda row: row.update(customer_id=""), "customer_id"),
+        # JSON Schema's number is neither a boolean nor a string (pydantic's lax mode takes both).
+        (lambda row: row.update(discount_rate=False), "discount_rate"),
+        (lambda row: row.update(tenure_months="5"), "tenure_months"),
+        (lambda row: row.update(support_tickets=True), "support_tickets"),
     ],
 )
 def test_a_bad_row_gets_a_422_that_names_the_field(
@@ -149,6 +153,33 @@ def test_batches_and_bodies_over_the_limits_are_refused(
         headers={"content-type": "application/json"},
     )
     assert huge.status_code == 413
+    # Chunked, a body has no length to check up front: it is refused rather than read whole.
+    chunked = client.post(
+        "/predict",
+        content=iter([b"{", b" " * 30_000, b"}"]),
+        headers={"content-type": "application/json"},
+    )
+    assert chunked.status_code == 411
+
+
+def test_the_api_schema_documents_every_answer_and_bound(
+    served: tuple[Project, httpx.Client],
+) -> None:
+    """What schema-driven clients and fuzzers rely on: refusals are listed, bounds are kept."""
+    project, client = served
+    api = client.get("/openapi.json").json()
+    for path in ("/predict", "/predict/batch"):
+        assert {"200", "400", "401", "411", "413", "422", "503"} <= set(
+            api["paths"][path]["post"]["responses"]
+        )
+    assert {"202", "404", "422"} <= set(api["paths"]["/feedback"]["post"]["responses"])
+    request = api["components"]["schemas"]["PredictionRequest"]["properties"]
+    assert request["support_tickets"]["minimum"] == 0
+    assert request["support_tickets"]["maximum"] == 100
+    label = api["components"]["schemas"]["Feedback"]["properties"]["label"]
+    assert "minimum" in label
+    integer_valued = {**_rows(project, 1)[0], "support_tickets": 3.0}
+    assert client.post("/predict", json=integer_valued).status_code == 200
 
 
 def test_feedback_joins_its_prediction(served: tuple[Project, httpx.Client]) -> None:
@@ -162,12 +193,12 @@ def test_feedback_joins_its_prediction(served: tuple[Project, httpx.Client]) -> 
     assert (
         client.post("/feedback", json={"prediction_id": "nope", "label": label}).status_code == 404
     )
-    assert (
-        client.post(
-            "/feedback", json={"prediction_id": answer["prediction_id"], "label": -1.0}
-        ).status_code
-        == 422
-    )
+    for bad in (-1.0, True, "1"):
+        refused = client.post(
+            "/feedback", json={"prediction_id": answer["prediction_id"], "label": bad}
+        )
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["body", "label"]
     log = PredictionLog(project.predictions_dir)
 
     def joined() -> bool:

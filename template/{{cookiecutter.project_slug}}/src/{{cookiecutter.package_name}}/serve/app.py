@@ -36,15 +36,30 @@ from .metrics import ServiceMetrics
 from .registry import LoadedModel, ModelRegistry
 from .schemas import (
     BatchPrediction,
-    Feedback,
+    ErrorDetail,
     Metadata,
     Prediction,
     batch_request_model,
+    feedback_model,
     request_row_model,
 )
 
 log = logging.getLogger(__name__)
 RECENT_IDS = 100_000
+
+
+def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Statuses a route answers besides 2xx and validation's 422: the API schema lists them, so
+    clients (and schema-driven fuzzers) know every answer they can get."""
+    reasons = {
+        400: "The body is not JSON",
+        401: "X-API-Key is required and missing or wrong",
+        404: "Unknown prediction_id",
+        411: "A body without a Content-Length header",
+        413: "The body is over serve.max_body_bytes",
+        503: "No model is loaded for the request's variant",
+    }
+    return {status: {"model": ErrorDetail, "description": reasons[status]} for status in statuses}
 
 
 class LogBuffer:
@@ -119,6 +134,7 @@ def create_app(project: Project) -> FastAPI:
     settings, task = project.config.serve, project.config.train.task
     schema = project_schema(project)
     row_model = request_row_model(schema)
+    feedback_body = feedback_model(schema.target)
     batch_model = batch_request_model(row_model, settings.max_batch_rows)
     registry = ModelRegistry(project)
     buffer = LogBuffer(PredictionLog(project.predictions_dir))
@@ -172,6 +188,11 @@ def create_app(project: Project) -> FastAPI:
         if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
             response: Response = JSONResponse(
                 {"detail": f"request body over {settings.max_body_bytes} bytes"}, status_code=413
+            )
+        elif length is None and "transfer-encoding" in request.headers:
+            # A chunked body has no length to check up front: it would be read whole, any size.
+            response = JSONResponse(
+                {"detail": "send the body with a Content-Length header"}, status_code=411
             )
         else:
             response = await call_next(request)
@@ -268,34 +289,40 @@ def create_app(project: Project) -> FastAPI:
 
     batcher = MicroBatcher(predict_rows, settings.max_batch_rows)
 
-    @app.post("/predict", response_model=Prediction, dependencies=[Depends(authorised)])
+    @app.post(
+        "/predict",
+        response_model=Prediction,
+        responses=refusals(400, 401, 411, 413, 503),
+        dependencies=[Depends(authorised)],
+    )
     async def predict(request: row_model) -> Prediction:  # type: ignore[valid-type]
         return await batcher.submit(request.model_dump())  # type: ignore[attr-defined]
 
-    @app.post("/predict/batch", response_model=BatchPrediction, dependencies=[Depends(authorised)])
+    @app.post(
+        "/predict/batch",
+        response_model=BatchPrediction,
+        responses=refusals(400, 401, 411, 413, 503),
+        dependencies=[Depends(authorised)],
+    )
     async def predict_batch(request: batch_model) -> BatchPrediction:  # type: ignore[valid-type]
         rows = [row.model_dump() for row in request.rows]  # type: ignore[attr-defined]
         return BatchPrediction(predictions=await predict_rows(rows))
 
-    @app.post("/feedback", status_code=202, dependencies=[Depends(authorised)])
-    async def feedback(body: Feedback) -> dict[str, str]:
-        target = schema.target
-        if (
-            (target.min is not None and body.label < target.min)
-            or (target.max is not None and body.label > target.max)
-            or (target.integer and body.label % 1)
-        ):
-            raise HTTPException(
-                status_code=422, detail=f"label: {body.label} is not a valid {target.name}"
-            )
-        known = body.prediction_id in recent or await asyncio.to_thread(
-            buffer.target.has_prediction, body.prediction_id
+    @app.post(
+        "/feedback",
+        status_code=202,
+        responses=refusals(400, 401, 404, 411, 413),
+        dependencies=[Depends(authorised)],
+    )
+    async def feedback(body: feedback_body) -> dict[str, str]:  # type: ignore[valid-type]
+        prediction_id: str = body.prediction_id  # type: ignore[attr-defined]
+        known = prediction_id in recent or await asyncio.to_thread(
+            buffer.target.has_prediction, prediction_id
         )
         if not known:
-            raise HTTPException(
-                status_code=404, detail=f"prediction_id {body.prediction_id} is unknown"
-            )
-        buffer.feedback.append(FeedbackRecord(prediction_id=body.prediction_id, label=body.label))
+            raise HTTPException(status_code=404, detail=f"prediction_id {prediction_id} is unknown")
+        label = float(body.label)  # type: ignore[attr-defined]
+        buffer.feedback.append(FeedbackRecord(prediction_id=prediction_id, label=label))
         return {"status": "accepted"}
 
     @app.get("/health")

@@ -8,18 +8,33 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from ..data import ColumnSpec, DataSchema
 
 
+def _a_number(value: Any) -> Any:
+    """The schema says number: pydantic's lax mode would also take `true` or `"5"` as one."""
+    if isinstance(value, bool | str):
+        raise ValueError("expected a number")  # a ValueError becomes a 422, a TypeError a 500
+    return value
+
+
+STRICT_NUMBER = BeforeValidator(_a_number)
+
+
+def _number(column: ColumnSpec) -> Any:
+    # The validator goes after the bounds: before them, the API schema would lose its
+    # minimum and maximum (pydantic could no longer express them in JSON Schema).
+    if column.integer:  # lax int: 1.0 is taken as 1, 1.5 is refused
+        return Annotated[int, Field(ge=column.min, le=column.max), STRICT_NUMBER]
+    return Annotated[float, Field(ge=column.min, le=column.max, allow_inf_nan=False), STRICT_NUMBER]
+
+
 def _field(column: ColumnSpec) -> tuple[Any, Any]:
-    if column.role == "categorical":
-        kind: Any = Literal[tuple(column.categories or ())]
-    elif column.integer:
-        kind = Annotated[int, Field(ge=column.min, le=column.max)]
-    else:
-        kind = Annotated[float, Field(ge=column.min, le=column.max, allow_inf_nan=False)]
+    kind: Any = (
+        Literal[tuple(column.categories or ())] if column.role == "categorical" else _number(column)
+    )
     if column.nullable:
         return kind | None, Field(default=None, description=column.description)
     return kind, Field(description=column.description)
@@ -59,11 +74,20 @@ class BatchPrediction(BaseModel):
     predictions: list[Prediction]
 
 
-class Feedback(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def feedback_model(target: ColumnSpec) -> type[BaseModel]:
+    """A label the target column can take; its range is in the API schema, so clients see it."""
+    return create_model(
+        "Feedback",
+        __config__=ConfigDict(extra="forbid"),
+        prediction_id=(str, Field(min_length=1, max_length=64)),
+        label=(_number(target), Field(description=target.description)),
+    )
 
-    prediction_id: str = Field(min_length=1, max_length=64)
-    label: float = Field(allow_inf_nan=False)
+
+class ErrorDetail(BaseModel):
+    """What the service's own refusals carry (a 422 from validation lists the fields instead)."""
+
+    detail: str
 
 
 class Metadata(BaseModel):
