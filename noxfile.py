@@ -1,4 +1,5 @@
-"""Sessions of the template repository: `nox -s tests`, `nox -s lint`, `nox -s demo`."""
+"""Sessions of the template repository: `nox -s tests`, `nox -s lint`, `nox -s demo`, and the
+measurements `nox -s bench` and `nox -s reliability`."""
 
 from __future__ import annotations
 
@@ -114,6 +115,23 @@ def bench(session: nox.Session) -> None:
     session.run(
         "python", str(ROOT / "benchmarks" / "serve_bench.py"), "--project", str(project), *args
     )
+
+
+@nox.session
+def reliability(session: nox.Session) -> None:
+    """The rendered service under fuzzing, fixed-rate load, a SIGKILL and a registry outage.
+
+    Prints a table and writes JSON (default `.bench/reliability.json`; `-- --duration 10` and the
+    other options of benchmarks/reliability.py pass through). Asserted: the session fails when a
+    promise does not hold. Its own project (.bench/reliability-project), so that `bench` and this
+    session never measure a project the other has just logged predictions into.
+    """
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
+    project = ROOT / ".bench" / "reliability-project"
+    render_trained(session, project, train=True)
+    out = [] if "--out" in session.posargs else ["--out", str(ROOT / ".bench" / "reliability.json")]
+    script = ROOT / "benchmarks" / "reliability.py"
+    session.run("python", str(script), "--project", str(project), *session.posargs, *out)
 
 
 def _answers(path: Path) -> dict[str, str]:

@@ -1,0 +1,812 @@
+"""Reliability of the generated project's service under hostile input, load, a crash and an
+outage of its model registry, measured against a running server and asserted.
+
+Four phases on one rendered, trained project (default answers, `nox -s pipeline` has run):
+
+1. fuzz: schemathesis (`--checks all`) against every operation of the service's OpenAPI schema;
+   no answer may be a 5xx, none may contradict the schema;
+2. load: one-row `POST /predict` requests of real holdout rows at a fixed rate; none may fail,
+   and every answered request must be in the prediction log once the flush window has passed;
+3. crash: the same load, the server SIGKILLed halfway and started again; the prediction log must
+   pass `PRAGMA integrity_check`, and only requests answered within the flush window
+   (`serve.flush_seconds`) before the kill may be missing from it;
+4. registry outage: the tracking store becomes unreadable under a running server, which must keep
+   serving its champion and say why in `/ready`; then a server started with no reachable registry
+   must say why it cannot serve instead of failing.
+
+Usage: python benchmarks/reliability.py --project <rendered project> [--out <summary.json>]
+
+Everything measured runs in the project's own virtualenv (`.nox/pipeline`); this script needs only
+the standard library and the `schemathesis` command (the repository's `reliability` dependency
+group). Unlike serve_bench.py it asserts: it exits 1 when a check fails and 2 when the
+measurement itself could not run. POSIX only (process groups, /proc for memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import queue
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import serve_bench as sb
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / ".bench" / "reliability.json"
+HOST = sb.HOST
+# A flush that has started when the server is killed may still be writing: the crash window is
+# the flush interval plus this much (a write of one interval's rows takes milliseconds).
+FLUSH_SLACK_SECONDS = 0.25
+# schemathesis failure codes (`st explain <code>`): 5xx answers, and answers the schema contradicts
+# (undocumented status, content type or header, a body or header its schema rejects).
+SERVER_ERROR_CODES = frozenset({"ST101", "ST102"})
+SCHEMA_VIOLATION_CODES = frozenset(f"ST{n}" for n in range(103, 112))
+FUZZ_TIMEOUT = 30 * 60  # seconds; a fuzz run that takes longer is a measurement that failed
+
+# Runs with the project's python: the settings the checks depend on, as the service reads them.
+CONFIG_SNIPPET = """
+import importlib, json, sys
+from pathlib import Path
+
+config = importlib.import_module(sys.argv[1] + ".config")
+project = config.load_project(Path(sys.argv[2]) / "configs" / "project.yaml")
+serve = project.config.serve
+print(json.dumps({
+    "flush_seconds": serve.flush_seconds,
+    "registry_poll_seconds": serve.registry_poll_seconds,
+    "predictions_dir": str(project.predictions_dir),
+    "store": str(project.local_store),
+}))
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one run does; recorded in the summary so runs can be compared."""
+
+    rate: float
+    duration: float
+    kill_seconds: float
+    workers: int
+    fuzz_examples: int
+    fuzz_seed: int
+    outage_requests: int
+    rows: int
+    start_timeout: float
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """The project's serving settings the checks are judged by."""
+
+    flush_seconds: float
+    registry_poll_seconds: float
+    predictions_dir: Path
+    store: Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request of a load run, with monotonic times in seconds."""
+
+    sent_at: float
+    answered_at: float
+    status: int  # 0: no HTTP answer (refused, reset, timed out)
+    prediction_id: str | None
+
+
+# ------------------------------------------------------------------------------------------------
+# The project and its server
+# ------------------------------------------------------------------------------------------------
+
+
+def read_config(project: sb.Project) -> ServiceConfig:
+    data = sb.run_snippet(project, CONFIG_SNIPPET, [project.package, str(project.root)])
+    return ServiceConfig(
+        flush_seconds=float(data["flush_seconds"]),
+        registry_poll_seconds=float(data["registry_poll_seconds"]),
+        predictions_dir=Path(data["predictions_dir"]),
+        store=Path(data["store"]),
+    )
+
+
+class Server:
+    """`python -m <package> serve` in its own process group, logging to one file per start."""
+
+    def __init__(self, project: sb.Project, port: int, logs: Path, env: dict[str, str]) -> None:
+        self.project, self.port, self.logs, self.env = project, port, logs, env
+        self.starts = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.logs / f"server-{self.port}-{self.starts}.log"
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise sb.BenchError("the server is not running")
+        return self.process.pid
+
+    def start(self, timeout: float, ready: bool = True) -> float:
+        """Start and wait for `/ready` 200 (or `/health` 200 when `ready` is False); seconds."""
+        self.starts += 1
+        began = time.monotonic()
+        argv = [str(self.project.python), "-m", self.project.package, "serve"]
+        with self.log.open("wb") as sink:
+            self.process = subprocess.Popen(  # noqa: S603 - the project's own server
+                [*argv, *sb.listen(self.port)],
+                cwd=self.project.root,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.wait_for("/ready" if ready else "/health", timeout)
+        return time.monotonic() - began
+
+    def wait_for(self, path: str, timeout: float) -> None:
+        deadline, last = time.monotonic() + timeout, "no answer"
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise sb.BenchError(f"the server exited before {path} was 200:\n{self.tail()}")
+            try:
+                status, body = sb.get_status(self.port, path)
+            except OSError as error:
+                last = f"{type(error).__name__}: {error}"
+            else:
+                if status == 200:
+                    return
+                last = f"{status} {body[:500]!r}"
+            time.sleep(0.1)
+        raise sb.BenchError(f"GET {path} not 200 after {timeout:.0f}s: {last}\n{self.tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no shutdown handler runs, nothing is flushed."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait()
+        self.process = None
+
+    def stop(self) -> None:
+        """SIGTERM: the service flushes its prediction log on the way out."""
+        if self.process is not None:
+            sb.stop(self.process)
+        self.process = None
+
+    def rss_kib(self) -> int | None:
+        """Resident memory of the server process (Linux /proc), None where it cannot be read."""
+        with contextlib.suppress(OSError, ValueError, sb.BenchError):
+            for line in Path(f"/proc/{self.pid}/status").read_text(encoding="ascii").splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return None
+
+    def tail(self) -> str:
+        return f"--- server log ---\n{sb.log_tail(self.log)}"
+
+
+def get_json(port: int, path: str) -> tuple[int, dict[str, Any]]:
+    status, body = sb.get_status(port, path)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = {"body": body[:500].decode(errors="replace")}
+    return status, data if isinstance(data, dict) else {"body": data}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.25) -> float | None:
+    """Seconds until `condition()` held, or None when it did not within `timeout`."""
+    began = time.monotonic()
+    while True:
+        if condition():
+            return time.monotonic() - began
+        if time.monotonic() - began > timeout:
+            return None
+        time.sleep(step)
+
+
+# ------------------------------------------------------------------------------------------------
+# The prediction log
+# ------------------------------------------------------------------------------------------------
+
+
+def logged_ids(directory: Path) -> set[str]:
+    """Ids of every served prediction in the daily SQLite files (read while the server writes)."""
+    found: set[str] = set()
+    for path in sorted(directory.glob("*.sqlite")):
+        with closing(sqlite3.connect(path, timeout=30)) as db:
+            query = "SELECT prediction_id FROM predictions WHERE served = 1"
+            found.update(row[0] for row in db.execute(query))
+    return found
+
+
+def integrity(directory: Path) -> dict[str, str]:
+    """`PRAGMA integrity_check` of each daily file, by file name: "ok" or SQLite's complaint."""
+    results = {}
+    for path in sorted(directory.glob("*.sqlite")):
+        try:
+            with closing(sqlite3.connect(path, timeout=30)) as db:
+                rows = db.execute("PRAGMA integrity_check").fetchall()
+            results[path.name] = "; ".join(str(row[0]) for row in rows)[:500]
+        except sqlite3.Error as error:
+            results[path.name] = f"{type(error).__name__}: {error}"
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# Fuzz
+# ------------------------------------------------------------------------------------------------
+
+
+def find_schemathesis(given: Path | None) -> Path:
+    """The given command, else the one installed beside this interpreter, else on PATH."""
+    beside = Path(sys.executable).parent / "schemathesis"
+    found = given or (beside if beside.exists() else None) or shutil.which("schemathesis")
+    if not found:
+        raise sb.BenchError("schemathesis not found: install the `reliability` dependency group")
+    return Path(found)
+
+
+def fuzz(command: Path, port: int, settings: Settings, scratch: Path) -> dict[str, Any]:
+    """schemathesis with every check, on every operation; its JSON report gives the counts."""
+    report, output = scratch / "schemathesis.json", scratch / "schemathesis.log"
+    argv = [
+        str(command),
+        *("run", f"http://{HOST}:{port}/openapi.json", "--checks", "all"),
+        *("--max-examples", str(settings.fuzz_examples), "--seed", str(settings.fuzz_seed)),
+        *("--generation-database", "none", "--no-color", "--request-timeout", "30"),
+        *("--report", "json", "--report-json-path", str(report)),
+    ]
+    note(f"fuzz: schemathesis, {settings.fuzz_examples} examples per operation")
+    with output.open("wb") as sink:
+        done = subprocess.run(  # noqa: S603 - schemathesis against our own server
+            argv,
+            cwd=scratch,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            timeout=FUZZ_TIMEOUT,
+            check=False,
+        )
+    if not report.exists():
+        raise sb.BenchError(
+            f"schemathesis exited {done.returncode} without a report:\n{sb.log_tail(output)}"
+        )
+    data = json.loads(report.read_text(encoding="utf-8"))
+    failures: dict[str, int] = {}
+    for failure in data.get("failures", []):
+        failures[failure["code"]] = failures.get(failure["code"], 0) + int(failure["count"])
+    operations = data.get("operations", {})
+    summary = {
+        "schemathesis_version": data.get("schemathesis_version"),
+        "exit_code": done.returncode,
+        "operations_total": operations.get("total", 0),
+        "operations_tested": operations.get("tested", 0),
+        "test_cases": data.get("test_cases", {}).get("generated", 0),
+        "server_errors": sum(n for code, n in failures.items() if code in SERVER_ERROR_CODES),
+        "schema_violations": sum(
+            n for code, n in failures.items() if code in SCHEMA_VIOLATION_CODES
+        ),
+        "other_failures": sum(
+            n
+            for code, n in failures.items()
+            if code not in SERVER_ERROR_CODES | SCHEMA_VIOLATION_CODES
+        ),
+        "errors": len(data.get("errors", [])),
+        "failures_by_code": failures,
+    }
+    if summary["server_errors"] or summary["schema_violations"] or summary["errors"]:
+        note(f"fuzz findings:\n{sb.log_tail(output, 6000)}")
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------
+# Load at a fixed rate
+# ------------------------------------------------------------------------------------------------
+
+
+def send(connections: queue.SimpleQueue[sb.Client], body: bytes) -> Outcome:
+    """One `POST /predict` on a pooled keep-alive connection; a failure is an outcome too."""
+    client = connections.get()
+    sent = time.monotonic()
+    try:
+        status, answer = client.post("/predict", body)
+        pid = json.loads(answer).get("prediction_id") if status == 200 else None
+    except (OSError, http.client.HTTPException, ValueError):
+        status, pid = 0, None
+    finally:
+        connections.put(client)
+    return Outcome(sent, time.monotonic(), status, pid)
+
+
+def fixed_rate(
+    port: int, bodies: Sequence[bytes], settings: Settings, finish: threading.Event, cap: float
+) -> list[Outcome]:
+    """Requests at `settings.rate` per second, whatever the answers take (an open loop), until
+    `finish` is set or `cap` seconds have passed; every request is bounded by the cap."""
+    connections: queue.SimpleQueue[sb.Client] = queue.SimpleQueue()
+    clients = [sb.Client(port) for _ in range(settings.workers)]
+    for client in clients:
+        connections.put(client)
+    futures: list[Future[Outcome]] = []
+    try:
+        with ThreadPoolExecutor(max_workers=settings.workers) as pool:
+            began = time.monotonic()
+            for i in range(int(cap * settings.rate) + 1):
+                due = began + i / settings.rate
+                if finish.is_set() or i / settings.rate >= cap:
+                    break
+                time.sleep(max(0.0, due - time.monotonic()))
+                futures.append(pool.submit(send, connections, bodies[i % len(bodies)]))
+            return [future.result() for future in futures]
+    finally:
+        for client in clients:
+            client.close()
+
+
+def steady_load(
+    server: Server, bodies: Sequence[bytes], settings: Settings, config: ServiceConfig
+) -> dict[str, Any]:
+    """`settings.duration` seconds at the fixed rate; then every answer must reach the log."""
+    note(f"load: {settings.rate:g} req/s for {settings.duration:g}s")
+    rss_start = server.rss_kib()
+    finish = threading.Event()  # never set: the run ends at its length
+    outcomes = fixed_rate(server.port, bodies, settings, finish, settings.duration)
+    rss_end = server.rss_kib()
+    answered = {o.prediction_id for o in outcomes if o.status == 200 and o.prediction_id}
+    missing: set[str] = set(answered)
+
+    def complete() -> bool:
+        missing.intersection_update(answered - logged_ids(config.predictions_dir))
+        return not missing
+
+    waited = wait_until(complete, timeout=3 * config.flush_seconds + 10)
+    span = outcomes[-1].sent_at - outcomes[0].sent_at if len(outcomes) > 1 else 0.0
+    latencies = [round((o.answered_at - o.sent_at) * 1e9) for o in outcomes if o.status == 200]
+    return {
+        "requests": len(outcomes),
+        "ok": sum(o.status == 200 for o in outcomes),
+        "errors": sum(o.status != 200 for o in outcomes),
+        "statuses": count_statuses(outcomes),
+        "achieved_rps": (len(outcomes) - 1) / span if span > 0 else 0.0,
+        "latency": sb.summary_ms(latencies),
+        "rss_kib": {"start": rss_start, "end": rss_end},
+        "logged": len(answered) - len(missing),
+        "missing_from_log": len(missing),
+        "seconds_until_logged": waited,
+    }
+
+
+def count_statuses(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[str(outcome.status)] = counts.get(str(outcome.status), 0) + 1
+    return counts
+
+
+# ------------------------------------------------------------------------------------------------
+# Crash and restart under load
+# ------------------------------------------------------------------------------------------------
+
+
+def crash_under_load(
+    server: Server, bodies: Sequence[bytes], settings: Settings
+) -> tuple[list[Outcome], dict[str, float]]:
+    """Load; SIGKILL halfway through `kill_seconds`; restart; load goes on as long again."""
+    half = settings.kill_seconds / 2
+    note(f"crash: SIGKILL after {half:g}s of load, then restart")
+    finish = threading.Event()
+    cap = settings.kill_seconds + settings.start_timeout
+    with ThreadPoolExecutor(max_workers=1) as runner:
+        load = runner.submit(fixed_rate, server.port, bodies, settings, finish, cap)
+        try:
+            began = time.monotonic()
+            time.sleep(half)
+            killed_at = time.monotonic()
+            server.kill()
+            restarted_at = time.monotonic()
+            server.start(settings.start_timeout)
+            ready_at = time.monotonic()
+            time.sleep(half)
+        finally:
+            finish.set()
+        outcomes = load.result()
+    times = {
+        "killed_after_s": killed_at - began,
+        "restarted_after_s": restarted_at - began,
+        "ready_after_s": ready_at - began,
+        "killed_at": killed_at,
+        "restarted_at": restarted_at,
+        "ready_at": ready_at,
+    }
+    return outcomes, times
+
+
+def crash_report(
+    outcomes: Sequence[Outcome], times: dict[str, float], logged: set[str], config: ServiceConfig
+) -> dict[str, Any]:
+    """What the kill cost. Answers read before the restart began came from the killed server;
+    of those, only the ones answered within the flush window before the kill may be missing."""
+    window = config.flush_seconds + FLUSH_SLACK_SECONDS
+    killed_at, restarted_at = times["killed_at"], times["restarted_at"]
+    ok = [o for o in outcomes if o.status == 200 and o.prediction_id]
+    before = [o for o in ok if o.answered_at < restarted_at]
+    after = [o for o in ok if o.answered_at >= restarted_at]
+    in_window = {o.prediction_id for o in before if o.answered_at >= killed_at - window}
+    lost = {o.prediction_id for o in before} - logged
+    return {
+        "requests": len(outcomes),
+        "answered_before_kill": len(before),
+        "answered_after_restart": len(after),
+        "failed": sum(o.status != 200 for o in outcomes),
+        "statuses": count_statuses(outcomes),
+        "killed_after_s": times["killed_after_s"],
+        "restart_to_ready_s": times["ready_at"] - restarted_at,
+        "window_seconds": window,
+        "answered_in_window": len(in_window),
+        "lost": len(lost),
+        "lost_outside_window": len(lost - in_window),
+        "missing_after_restart": len({o.prediction_id for o in after} - logged),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Registry outage
+# ------------------------------------------------------------------------------------------------
+
+
+def registry_outage(
+    server: Server, bodies: Sequence[bytes], settings: Settings, config: ServiceConfig
+) -> dict[str, Any]:
+    """The store's file turns to garbage under the running server (in place: the server holds it
+    open, so a rename would go unnoticed), then its bytes come back."""
+    note("registry outage: the tracking store becomes unreadable")
+    timeout = 3 * config.registry_poll_seconds + 30
+
+    def registry_error() -> str | None:
+        error = get_json(server.port, "/ready")[1].get("registry_error")
+        return None if error is None else str(error)
+
+    _, before = get_json(server.port, "/ready")
+    champion = before.get("models", {}).get("champion")
+    saved = config.store.read_bytes()
+    try:
+        config.store.write_bytes(b"not a database" * 1000)
+        noticed = wait_until(lambda: registry_error() is not None, timeout)
+        ready_status, ready = get_json(server.port, "/ready")
+        client, versions = sb.Client(server.port), []
+        try:
+            for i in range(settings.outage_requests):
+                status, body = client.post("/predict", bodies[i % len(bodies)])
+                versions.append(json.loads(body).get("model_version") if status == 200 else status)
+        finally:
+            client.close()
+    finally:
+        config.store.write_bytes(saved)
+    recovered = wait_until(lambda: registry_error() is None, timeout)
+    return {
+        "champion_before": champion,
+        "seconds_until_noticed": noticed,
+        "ready_status": ready_status,
+        "ready_models": ready.get("models"),
+        "ready_reason": scrub(str(ready.get("registry_error")), server.project.root)[:300],
+        "requests": len(versions),
+        "served_by_champion": sum(v == champion for v in versions),
+        "seconds_until_recovered": recovered,
+    }
+
+
+def cold_start_without_registry(
+    project: sb.Project, logs: Path, body: bytes, settings: Settings
+) -> dict[str, Any]:
+    """A server started while its registry is unreachable holds no model: it must start, answer
+    503 and say why, rather than crash or answer 500."""
+    note("cold start: a server whose tracking server is unreachable")
+    env = sb.project_env(project) | {
+        "MLFLOW_TRACKING_URI": f"http://{HOST}:{sb.free_port()}",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    }
+    server = Server(project, sb.free_port(), logs, env)
+    try:
+        server.start(settings.start_timeout, ready=False)
+        ready_status, ready = get_json(server.port, "/ready")
+        client = sb.Client(server.port)
+        try:
+            predict_status, _ = client.post("/predict", body)
+        finally:
+            client.close()
+    finally:
+        server.stop()
+    return {
+        "ready_status": ready_status,
+        "ready_reason": scrub(str(ready.get("registry_error")), project.root)[:300],
+        "has_reason": bool(ready.get("registry_error")),
+        "predict_status": predict_status,
+    }
+
+
+def scrub(text: str, root: Path) -> str:
+    """Messages name the project's folder: the summary says `<project>` instead."""
+    return text.replace(str(root), "<project>")
+
+
+# ------------------------------------------------------------------------------------------------
+# The run
+# ------------------------------------------------------------------------------------------------
+
+
+def run(project_root: Path, settings: Settings, schemathesis: Path | None) -> dict[str, Any]:
+    """Fuzz, load, crash, outage on one server (restarted once), then a cold start."""
+    command = find_schemathesis(schemathesis)
+    project = sb.open_project(project_root)
+    config = read_config(project)
+    rows = sb.load_rows(project, settings.rows)
+    bodies = [json.dumps(row).encode() for row in rows.records]
+    note(f"{project.model_name}@champion, {len(bodies)} holdout rows")
+    with tempfile.TemporaryDirectory(prefix="reliability-") as scratch:
+        logs = Path(scratch)
+        server = Server(project, sb.free_port(), logs, sb.project_env(project))
+        try:
+            server.start(settings.start_timeout)
+            champion = get_json(server.port, "/ready")[1].get("models", {}).get("champion")
+            version = None if champion is None else str(champion)
+            rss_ready = server.rss_kib()
+            fuzzed = fuzz(command, server.port, settings, logs)
+            load = steady_load(server, bodies, settings, config)
+            load["rss_kib"]["ready"] = rss_ready
+            outcomes, times = crash_under_load(server, bodies, settings)
+            outage = registry_outage(server, bodies, settings, config)
+        finally:
+            server.stop()  # flushes what the restarted server holds
+        crash = crash_report(outcomes, times, logged_ids(config.predictions_dir), config)
+        crash["integrity_check"] = integrity(config.predictions_dir)
+        cold = cold_start_without_registry(project, logs, bodies[0], settings)
+    return summarise(
+        project=project,
+        version=version,
+        settings=settings,
+        config=config,
+        parts={"fuzz": fuzzed, "load": load, "crash": crash, "registry_outage": outage},
+        cold=cold,
+    )
+
+
+def summarise(
+    *,
+    project: sb.Project,
+    version: str | None,
+    settings: Settings,
+    config: ServiceConfig,
+    parts: dict[str, dict[str, Any]],
+    cold: dict[str, Any],
+) -> dict[str, Any]:
+    """Every figure, plus one pass flag per promise, as one JSON-ready mapping."""
+    fuzzed, load, crash, outage = (
+        parts["fuzz"],
+        parts["load"],
+        parts["crash"],
+        parts["registry_outage"],
+    )
+    checks = {
+        "fuzz_no_5xx": fuzzed["server_errors"] == 0 and fuzzed["errors"] == 0,
+        "fuzz_no_schema_violations": fuzzed["schema_violations"] == 0,
+        "fuzz_every_operation": fuzzed["operations_tested"] == fuzzed["operations_total"] > 0,
+        "load_no_errors": load["errors"] == 0 and load["requests"] > 0,
+        "load_log_complete": load["missing_from_log"] == 0,
+        "crash_log_integrity_ok": bool(crash["integrity_check"])
+        and all(result == "ok" for result in crash["integrity_check"].values()),
+        "crash_loss_within_flush_window": crash["lost_outside_window"] == 0,
+        "crash_serving_resumed": crash["answered_after_restart"] > 0,
+        "crash_log_complete_after_restart": crash["missing_after_restart"] == 0,
+        "outage_keeps_serving": outage["requests"] > 0
+        and outage["served_by_champion"] == outage["requests"]
+        and outage["ready_status"] == 200,
+        "outage_ready_says_why": outage["seconds_until_noticed"] is not None,
+        "outage_recovers": outage["seconds_until_recovered"] is not None,
+        "cold_start_says_why": cold["ready_status"] == 503
+        and cold["has_reason"]
+        and cold["predict_status"] == 503,
+    }
+    return {
+        "model": {"name": project.model_name, "version": version, "task": project.task},
+        "settings": asdict(settings),
+        "service": {
+            "flush_seconds": config.flush_seconds,
+            "registry_poll_seconds": config.registry_poll_seconds,
+        },
+        **parts,
+        "cold_start_without_registry": cold,
+        "checks": checks,
+        "passed": all(checks.values()),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Report
+# ------------------------------------------------------------------------------------------------
+
+
+def verdict(passed: bool) -> str:
+    return "PASS" if passed else "FAIL"
+
+
+def seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f}s"
+
+
+def mib(kib: int | None) -> str:
+    return "n/a" if kib is None else f"{kib / 1024:.0f}"
+
+
+def render(summary: dict[str, Any]) -> str:
+    """One line per promise: what was measured, and whether it held."""
+    s, c = summary["settings"], summary["checks"]
+    fz, ld, cr = summary["fuzz"], summary["load"], summary["crash"]
+    ou, cs = summary["registry_outage"], summary["cold_start_without_registry"]
+    lat, rss = ld["latency"], ld["rss_kib"]
+    files = cr["integrity_check"]
+    rows = [
+        ["check", "measured", "result"],
+        [
+            "fuzz: 5xx answers",
+            f"{fz['server_errors']} in {fz['test_cases']} cases ({fz['errors']} errors)",
+            verdict(c["fuzz_no_5xx"]),
+        ],
+        [
+            "fuzz: schema violations",
+            str(fz["schema_violations"]),
+            verdict(c["fuzz_no_schema_violations"]),
+        ],
+        [
+            "fuzz: operations tested",
+            f"{fz['operations_tested']}/{fz['operations_total']}",
+            verdict(c["fuzz_every_operation"]),
+        ],
+        ["fuzz: other findings (reported only)", str(fz["other_failures"]), ""],
+        [
+            f"load: errors at {s['rate']:g} req/s for {s['duration']:g}s",
+            f"{ld['errors']} of {ld['requests']} ({ld['achieved_rps']:.1f} req/s)",
+            verdict(c["load_no_errors"]),
+        ],
+        ["load: latency p50 / p99", f"{lat['p50_ms']:.1f} / {lat['p99_ms']:.1f} ms", ""],
+        [
+            "load: server RSS ready / start / end",
+            f"{mib(rss.get('ready'))} / {mib(rss['start'])} / {mib(rss['end'])} MiB",
+            "",
+        ],
+        [
+            "load: answered requests in the log",
+            f"{ld['logged']} of {ld['logged'] + ld['missing_from_log']}",
+            verdict(c["load_log_complete"]),
+        ],
+        [
+            "crash: log integrity_check",
+            ", ".join(f"{name}: {result}" for name, result in files.items()) or "no log",
+            verdict(c["crash_log_integrity_ok"]),
+        ],
+        [
+            "crash: lost logged predictions",
+            f"{cr['lost']} (window {cr['window_seconds']:.2f}s allows {cr['answered_in_window']})",
+            verdict(c["crash_loss_within_flush_window"]),
+        ],
+        [
+            "crash: restart, answers after it",
+            f"ready in {cr['restart_to_ready_s']:.1f}s, {cr['answered_after_restart']} answered, "
+            f"{cr['failed']} failed meanwhile",
+            verdict(c["crash_serving_resumed"]),
+        ],
+        [
+            "crash: answers after restart in the log",
+            f"{cr['missing_after_restart']} missing",
+            verdict(c["crash_log_complete_after_restart"]),
+        ],
+        [
+            "registry outage: champion keeps serving",
+            f"{ou['served_by_champion']}/{ou['requests']} by v{ou['champion_before']}, "
+            f"/ready {ou['ready_status']}",
+            verdict(c["outage_keeps_serving"]),
+        ],
+        [
+            "registry outage: /ready says why",
+            f"after {seconds(ou['seconds_until_noticed'])}: {ou['ready_reason'][:40]}",
+            verdict(c["outage_ready_says_why"]),
+        ],
+        [
+            "registry back: error clears",
+            f"after {seconds(ou['seconds_until_recovered'])}",
+            verdict(c["outage_recovers"]),
+        ],
+        [
+            "cold start without registry",
+            f"/ready {cs['ready_status']}, /predict {cs['predict_status']}, "
+            f"{'says why' if cs['has_reason'] else 'no reason given'}",
+            verdict(c["cold_start_says_why"]),
+        ],
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [
+        " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    lines.insert(1, "-+-".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def note(message: str) -> None:
+    print(f"[reliability] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[Path, Path, Settings, Path | None]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--project", type=Path, required=True, help="rendered, trained project")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON summary to write")
+    parser.add_argument("--rate", type=float, default=50.0, help="requests per second")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of steady load")
+    parser.add_argument(
+        "--kill-seconds", type=float, default=20.0, help="load around the crash, killed halfway"
+    )
+    parser.add_argument("--workers", type=int, default=16, help="connections of the load client")
+    parser.add_argument("--fuzz-examples", type=int, default=100, help="cases per operation")
+    parser.add_argument("--fuzz-seed", type=int, default=1, help="schemathesis seed")
+    parser.add_argument("--outage-requests", type=int, default=20, help="during the outage")
+    parser.add_argument("--rows", type=int, default=500, help="holdout rows to cycle through")
+    parser.add_argument("--start-timeout", type=float, default=180.0, help="seconds to be ready")
+    parser.add_argument("--schemathesis", type=Path, help="the schemathesis command to run")
+    args = parser.parse_args(argv)
+    for name in ("rate", "duration", "kill_seconds", "workers", "fuzz_examples", "rows"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    settings = Settings(
+        rate=args.rate,
+        duration=args.duration,
+        kill_seconds=args.kill_seconds,
+        workers=args.workers,
+        fuzz_examples=args.fuzz_examples,
+        fuzz_seed=args.fuzz_seed,
+        outage_requests=max(args.outage_requests, 1),
+        rows=args.rows,
+        start_timeout=args.start_timeout,
+    )
+    return args.project, args.out, settings, args.schemathesis
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    project_root, out, settings, schemathesis = parse_args(argv)
+    try:
+        summary = run(project_root, settings, schemathesis)
+    except (sb.BenchError, OSError, subprocess.SubprocessError) as error:
+        print(f"reliability: error: {error}", file=sys.stderr)
+        return 2
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(render(summary))
+    failed = [name for name, passed in summary["checks"].items() if not passed]
+    print(f"\nsummary written to {out}")
+    if failed:
+        print(f"FAILED: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""benchmarks/reliability.py on a freshly trained default project, with short phases: the
+generated service survives fuzzing, load, a SIGKILL and a registry outage, and says so."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO_ROOT, nox_command, render, run_logged, subprocess_env
+
+pytestmark = pytest.mark.slow
+TIMEOUT = 15 * 60
+SCRIPT = REPO_ROOT / "benchmarks" / "reliability.py"
+
+
+def test_the_service_keeps_its_promises_under_faults(tmp_path: Path) -> None:
+    project = render(tmp_path / "demo-ml-service", {})
+    log = tmp_path / "run.log"
+    run_logged(nox_command("-s", "pipeline"), cwd=project, log=log, timeout=TIMEOUT)
+
+    summary_file = tmp_path / "reliability.json"
+    args = ["--project", str(project), "--out", str(summary_file), "--duration", "5"]
+    with log.open("a", encoding="utf-8") as sink:
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), *args, "--kill-seconds", "6", "--fuzz-examples", "25"],
+            cwd=tmp_path,
+            env=subprocess_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    tail = "\n".join(log.read_text(encoding="utf-8").splitlines()[-60:])
+    assert done.returncode != 2, f"the measurement could not run:\n{tail}"
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+
+    fuzz, load, crash = summary["fuzz"], summary["load"], summary["crash"]
+    assert fuzz["server_errors"] == 0, tail
+    assert fuzz["schema_violations"] == 0, tail
+    assert fuzz["operations_tested"] == fuzz["operations_total"] == 7
+    assert load["requests"] > 0
+    assert load["errors"] == 0
+    assert load["missing_from_log"] == 0
+    assert set(crash["integrity_check"].values()) == {"ok"}
+    assert crash["lost"] <= crash["answered_in_window"]
+    assert crash["lost_outside_window"] == 0
+    assert crash["answered_after_restart"] > 0
+    assert summary["checks"] == dict.fromkeys(summary["checks"], True), tail
+    assert done.returncode == 0, tail
