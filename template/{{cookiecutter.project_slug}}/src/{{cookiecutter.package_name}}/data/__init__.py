@@ -63,19 +63,24 @@ def ingest(project: Project, now: datetime | None = None) -> IngestResult:
     now = now or datetime.now(UTC)
     raw, schema, source = load_source(project)
     result = validate(raw, schema, now=now)
-    minimum = project.config.data.min_training_rows
-    if len(result.valid) < minimum:
-        raise DataError(
-            f"only {len(result.valid)} valid rows of {len(raw)} (minimum {minimum}); "
-            "see the quarantine file for why rows were refused"
-        )
-    split = time_split(result.valid, schema.timestamp_column, project.config.data.split)
-
     snapshot_id = f"{now:%Y%m%dT%H%M%S}-{content_hash(result.valid)[:8]}"
     quarantine_file = None
     if not result.quarantined.empty:
+        # Written before any refusal below, so the reasons a refusal points to exist.
         quarantine_file = project.quarantine_dir / f"{snapshot_id}.parquet"
         write_table(result.quarantined, quarantine_file)
+    minimum = project.config.data.min_training_rows
+    if len(result.valid) < minimum:
+        refused = (
+            f"; the {len(result.quarantined)} refused rows, each with its reason, are in "
+            f"{quarantine_file.relative_to(project.root)}"
+            if quarantine_file
+            else ""
+        )
+        raise DataError(
+            f"only {len(result.valid)} valid rows of {len(raw)} (minimum {minimum}){refused}"
+        )
+    split = time_split(result.valid, schema.timestamp_column, project.config.data.split)
     times = {name: part[schema.timestamp_column] for name, part in split.parts().items()}
     manifest = {
         "created_at": now.isoformat(),

@@ -20,6 +20,8 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"data file {path}: no such file")
     suffix = path.suffix.lower()
+    if suffix in {".csv", ".parquet"} and path.stat().st_size == 0:
+        raise DataError(f"data file {path} is empty: not even a header")
     try:
         if suffix == ".csv":
             return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
@@ -31,16 +33,23 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        frame.to_csv(path, index=False)
-    elif path.suffix.lower() == ".parquet":
-        # Parquet columns have one type: a column mixing numbers and text is stored as text.
-        mixed = [name for name in frame.columns if frame[name].dtype == object]
-        as_text = {name: frame[name].map(lambda v: v if pd.isna(v) else str(v)) for name in mixed}
-        frame.assign(**as_text).to_parquet(path, index=False)
-    else:
+    """Write beside `path`, then rename: an interrupted write never leaves half a file there."""
+    suffix = path.suffix.lower()
+    if suffix not in {".csv", ".parquet"}:
         raise DataError(f"{path}: expected .csv or .parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        if suffix == ".csv":
+            frame.to_csv(partial, index=False)
+        else:
+            # Parquet columns have one type: a column mixing numbers and text is stored as text.
+            mixed = [name for name in frame.columns if frame[name].dtype == object]
+            text = {name: frame[name].map(lambda v: v if pd.isna(v) else str(v)) for name in mixed}
+            frame.assign(**text).to_parquet(partial, index=False)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def load_source(project: Project) -> tuple[pd.DataFrame, DataSchema, str]:

@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
@@ -54,12 +55,25 @@ def pandera_schema(columns: list[ColumnSpec]) -> pa.DataFrameSchema:
 
 def _parse(values: pd.Series, column: ColumnSpec) -> tuple[pd.Series, str]:
     if column.role == "timestamp":
+        if pd.api.types.is_numeric_dtype(values):
+            # Numbers in a typed (Parquet) column: seconds or milliseconds since when? Unknowable.
+            values = pd.Series(pd.NA, index=values.index, dtype=object)
         parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
         return parsed, "not a timestamp"
     if column.is_numeric:
-        return pd.to_numeric(values, errors="coerce").astype("float64"), "not a number"
+        if pd.api.types.is_datetime64_any_dtype(values):
+            # A typed timestamp column would otherwise pass as its count of microseconds.
+            return pd.Series(np.nan, index=values.index), "not a number"
+        numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+        # "inf" parses as a float, but no model can learn from it: a bad value like any other.
+        return numbers.where(np.isfinite(numbers)), "not a number"
     text = values.astype(object).where(values.isna(), values.astype(str))
     return text, ""
+
+
+def _shown(value: object) -> str:
+    """A value as the file holds it: `1735689600`, not `np.int64(1735689600)`."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _check_time(
@@ -97,7 +111,8 @@ def validate(
     for column in columns:
         values, unparsable = _parse(raw[column.name], column)
         for row in raw.index[raw[column.name].notna() & values.isna()]:
-            reasons[row].append(f"{column.name}: {raw.at[row, column.name]!r} is {unparsable}")
+            shown = _shown(raw.at[row, column.name])
+            reasons[row].append(f"{column.name}: {shown} is {unparsable}")
         parsed[column.name] = values
     typed = pd.DataFrame(parsed, index=raw.index)
 
