@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -53,12 +54,9 @@ class Snapshot:
         return self.directory / f"{part}.parquet"
 
 
-def write_snapshot(
-    root: Path, snapshot_id: str, parts: dict[str, pd.DataFrame], manifest: dict[str, Any]
-) -> Path:
-    """Parts, then manifest, then the LATEST pointer: a crash never leaves LATEST dangling."""
-    directory = root / snapshot_id
-    directory.mkdir(parents=True, exist_ok=False)
+def _write_parts(
+    directory: Path, snapshot_id: str, parts: dict[str, pd.DataFrame], manifest: dict[str, Any]
+) -> None:
     described = {}
     for name, frame in parts.items():
         path = directory / f"{name}.parquet"
@@ -67,6 +65,28 @@ def write_snapshot(
         described[name] = {"rows": len(frame), "sha256": content_hash(pd.read_parquet(path))}
     body = {**manifest, "snapshot_id": snapshot_id, "parts": described}
     (directory / MANIFEST).write_text(json.dumps(body, indent=2, default=str), encoding="utf-8")
+
+
+def write_snapshot(
+    root: Path, snapshot_id: str, parts: dict[str, pd.DataFrame], manifest: dict[str, Any]
+) -> Path:
+    """Parts and manifest go to a hidden folder renamed into place, then LATEST moves: a crash
+    leaves neither a half-written snapshot nor a dangling LATEST.
+
+    The name holds the content's hash, so a snapshot of that name that already exists holds
+    these rows (a rerun within the same second) and is kept as it is.
+    """
+    directory = root / snapshot_id
+    if not directory.exists():
+        staging = root / f".{snapshot_id}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            _write_parts(staging, snapshot_id, parts, manifest)
+            staging.rename(directory)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     pointer = root / f".{LATEST}.tmp"
     pointer.write_text(snapshot_id, encoding="utf-8")
     pointer.replace(root / LATEST)

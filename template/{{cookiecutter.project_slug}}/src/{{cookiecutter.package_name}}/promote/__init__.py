@@ -264,14 +264,15 @@ def _move_champion(
     challenger: ModelVersion,
     reason: str,
 ) -> None:
-    """previous-champion first, then champion: an interruption never leaves champion unset."""
+    """previous-champion, the reason, and `champion` last: an interruption never leaves champion
+    unset, and a champion always carries why (even if the record is then never written)."""
     if champion is not None:
         client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(champion.version))
-    client.set_registered_model_alias(name, CHAMPION, str(challenger.version))
     client.set_model_version_tag(name, str(challenger.version), "promotion_reason", reason)
     client.set_model_version_tag(
         name, str(challenger.version), "promoted_at", datetime.now(UTC).isoformat()
     )
+    client.set_registered_model_alias(name, CHAMPION, str(challenger.version))
 
 
 def promote(project: Project, *, dry_run: bool = False) -> Decision:

@@ -109,14 +109,27 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else str(value)
 
 
+def _write_whole(path: Path, text: str) -> None:
+    """Write beside `path`, then rename: CI never reads half a record, however a run ends."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def write_record(directory: Path, record: dict[str, Any]) -> Path:
-    """Write `<stamp>-<kind>.json` and `.md`; returns the JSON path."""
+    """Write `<stamp>-<kind>.md`, then `.json`: a JSON record always has its Markdown.
+
+    Returns the JSON path.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = directory / f"{stamp}-{record['kind']}.json"
     clean = _clean(record)
-    path.write_text(json.dumps(clean, indent=2, sort_keys=False), encoding="utf-8")
-    path.with_suffix(".md").write_text(_markdown(clean), encoding="utf-8")
+    _write_whole(path.with_suffix(".md"), _markdown(clean))
+    _write_whole(path, json.dumps(clean, indent=2, sort_keys=False))
     return path
 
 
