@@ -163,20 +163,12 @@ class Server:
         return time.monotonic() - began
 
     def wait_for(self, path: str, timeout: float) -> None:
-        deadline, last = time.monotonic() + timeout, "no answer"
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise sb.BenchError(f"the server exited before {path} was 200:\n{self.tail()}")
-            try:
-                status, body = sb.get_status(self.port, path)
-            except OSError as error:
-                last = f"{type(error).__name__}: {error}"
-            else:
-                if status == 200:
-                    return
-                last = f"{status} {body[:500]!r}"
-            time.sleep(0.1)
-        raise sb.BenchError(f"GET {path} not 200 after {timeout:.0f}s: {last}\n{self.tail()}")
+        if self.process is None:
+            raise sb.BenchError(f"the server is not running, so {path} cannot become 200")
+        try:
+            sb.wait_ready(self.process, "the server", self.port, path, timeout)
+        except sb.BenchError as error:
+            raise sb.BenchError(f"{error}\n{self.tail()}") from None
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: no shutdown handler runs, nothing is flushed."""

@@ -455,24 +455,24 @@ def get_status(port: int, path: str) -> tuple[int, bytes]:
         connection.close()
 
 
-def wait_ready(process: subprocess.Popen[bytes], server: Server, port: int, timeout: float) -> None:
-    """Poll the readiness endpoint until 200; fail early if the process dies."""
+def wait_ready(
+    process: subprocess.Popen[bytes], label: str, port: int, path: str, timeout: float
+) -> None:
+    """Poll `path` until 200; fail early if the process dies."""
     deadline, last = time.monotonic() + timeout, "no answer"
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise BenchError(f"{server.label} exited with code {process.returncode} before ready")
+            raise BenchError(f"{label} exited with code {process.returncode} before {path} was 200")
         try:
-            status, body = get_status(port, server.ready_path)
+            status, body = get_status(port, path)
         except OSError as error:
             last = f"{type(error).__name__}: {error}"
         else:
             if status == 200:
                 return
             last = f"{status} {body[:500]!r}"
-        time.sleep(0.25)
-    raise BenchError(
-        f"{server.label}: GET {server.ready_path} not 200 after {timeout:.0f}s: {last}"
-    )
+        time.sleep(0.1)
+    raise BenchError(f"{label}: GET {path} not 200 after {timeout:.0f}s: {last}")
 
 
 def group_alive(pgid: int) -> bool:
@@ -514,7 +514,7 @@ def running(server: Server, port: int, cwd: Path, log: Path, timeout: float) -> 
         )
     try:
         try:
-            wait_ready(process, server, port, timeout)
+            wait_ready(process, server.label, port, server.ready_path, timeout)
         except BenchError as error:
             raise BenchError(f"{error}\n--- {server.label} log ---\n{log_tail(log)}") from None
         yield process.pid  # the process group, for CPU accounting

@@ -19,6 +19,29 @@ WORKFLOWS = ("ci.yml", "monitor.yml", "continual-training.yml", "template-update
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
 
+# Every workflow, generated or the template's own, must pass all three (all work offline).
+LINTERS = pytest.mark.parametrize(
+    "command",
+    [
+        ["zizmor", "--offline", "--no-progress", "--min-severity", "informational"],
+        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows"],
+        ["actionlint", "-no-color"],
+    ],
+    ids=["zizmor", "check-jsonschema", "actionlint"],
+)
+
+
+def _lint(command: list[str], files: list[Path], cwd: Path) -> None:
+    done = subprocess.run(
+        [_tool(command[0]), *command[1:], *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def _tool(name: str) -> str:
     found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if found is None:
@@ -54,25 +77,9 @@ def test_every_workflow_exists_and_parses(default_project: Path) -> None:
         assert isinstance(yaml.safe_load(path.read_text(encoding="utf-8")), dict), path
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["zizmor", "--offline", "--no-progress", "--min-severity", "informational"],
-        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows"],
-        ["actionlint", "-no-color"],
-    ],
-    ids=["zizmor", "check-jsonschema", "actionlint"],
-)
+@LINTERS
 def test_linters_find_nothing(default_project: Path, command: list[str]) -> None:
-    files = [str(path) for path in _workflows(default_project)]
-    done = subprocess.run(
-        [_tool(command[0]), *command[1:], *files],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=default_project,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    _lint(command, _workflows(default_project), cwd=default_project)
 
 
 def test_workflows_are_least_privilege_pinned_bounded_and_thin(default_project: Path) -> None:
@@ -102,24 +109,9 @@ def test_workflows_are_least_privilege_pinned_bounded_and_thin(default_project: 
 REPO_CI = REPO_ROOT / ".github" / "workflows" / "ci.yml"
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["zizmor", "--offline", "--no-progress", "--min-severity", "informational"],
-        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows"],
-        ["actionlint", "-no-color"],
-    ],
-    ids=["zizmor", "check-jsonschema", "actionlint"],
-)
+@LINTERS
 def test_the_template_ci_is_clean(command: list[str]) -> None:
-    done = subprocess.run(
-        [_tool(command[0]), *command[1:], str(REPO_CI)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO_ROOT,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    _lint(command, [REPO_CI], cwd=REPO_ROOT)
 
 
 def test_the_template_ci_runs_every_test_and_only_real_sessions() -> None:
