@@ -162,6 +162,14 @@ def read_text(path: Path) -> str | None:
         return None
 
 
+def iter_texts(root: Path) -> Iterator[tuple[Path, str]]:
+    """(path relative to `root`, text) of every text file under `root`; binary files skipped."""
+    for path in iter_files(root):
+        text = read_text(path)
+        if text is not None:
+            yield path.relative_to(root), text
+
+
 def subprocess_env(**overrides: str) -> dict[str, str]:
     """Environment for nested nox/uv runs.
 

@@ -18,10 +18,9 @@ from conftest import Rendered
 from helpers import (
     ANSWERS_FILE,
     REPO_ROOT,
-    iter_files,
+    iter_texts,
     nox_command,
     questions,
-    read_text,
     render,
     subprocess_env,
 )
@@ -36,13 +35,9 @@ IMPORT_NAMES = {"scikit-learn": "sklearn", "pyyaml": "yaml"}
 
 def test_no_unrendered_jinja(rendered: Rendered) -> None:
     leftovers = []
-    for path in iter_files(rendered.path):
-        text = read_text(path)
-        if text is None:
-            continue
-        relative = path.relative_to(rendered.path)
-        if relative.is_relative_to(WORKFLOWS):
-            text = text.replace("${{", "")  # GitHub Actions expressions
+    for relative, raw in iter_texts(rendered.path):
+        # GitHub Actions expressions in workflows are meant to stay.
+        text = raw.replace("${{", "") if relative.is_relative_to(WORKFLOWS) else raw
         leftovers += [
             f"{relative}:{text.count(chr(10), 0, m.start()) + 1}: {m.group()}"
             for m in JINJA_LEFTOVER.finditer(text)
@@ -129,19 +124,15 @@ def test_project_contract_files(rendered: Rendered) -> None:
 
 
 def test_files_parse(rendered: Rendered) -> None:
-    for path in iter_files(rendered.path):
-        text = read_text(path)
-        if text is None:
-            continue
-        relative = path.relative_to(rendered.path)
+    for relative, text in iter_texts(rendered.path):
         try:
-            if path.suffix == ".py":
+            if relative.suffix == ".py":
                 ast.parse(text, filename=str(relative))
-            elif path.suffix in {".yaml", ".yml"}:
+            elif relative.suffix in {".yaml", ".yml"}:
                 list(yaml.safe_load_all(text))
-            elif path.suffix == ".toml":
+            elif relative.suffix == ".toml":
                 tomllib.loads(text)
-            elif path.suffix == ".json":
+            elif relative.suffix == ".json":
                 json.loads(text)
         except (SyntaxError, yaml.YAMLError, tomllib.TOMLDecodeError, ValueError) as error:
             pytest.fail(f"{relative} does not parse: {error}")

@@ -10,7 +10,7 @@ import re
 import tomllib
 
 from conftest import Rendered
-from helpers import iter_files, read_text
+from helpers import iter_texts
 
 # Shapes of real credentials, and any literal assigned to a secret-sounding name.
 SECRET_SHAPES = {
@@ -28,11 +28,7 @@ ENV_NAME = re.compile(r"[:=]\s*[\"'][A-Z][A-Z0-9_]*[\"']$")
 
 def test_no_secret_or_token_in_generated_files(rendered: Rendered) -> None:
     found = []
-    for path in iter_files(rendered.path):
-        text = read_text(path)
-        if text is None:
-            continue
-        relative = path.relative_to(rendered.path)
+    for relative, text in iter_texts(rendered.path):
         for kind, pattern in SECRET_SHAPES.items():
             for match in pattern.finditer(text):
                 if kind == "API key literal" and ENV_NAME.search(match.group()):
