@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..files import written_whole
 from .schema import DataSchema
 from .sources import DataError
 
@@ -87,9 +88,8 @@ def write_snapshot(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    pointer = root / f".{LATEST}.tmp"
-    pointer.write_text(snapshot_id, encoding="utf-8")
-    pointer.replace(root / LATEST)
+    with written_whole(root / LATEST) as pointer:
+        pointer.write_text(snapshot_id, encoding="utf-8")
     return directory
 
 

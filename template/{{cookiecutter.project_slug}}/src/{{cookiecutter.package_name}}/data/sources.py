@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import DemoSourceConfig, FileSourceConfig, Project
+from ..files import written_whole
 from .demo import demo_schema, generate_demo
 from .schema import DataSchema
 
@@ -38,8 +39,7 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
     if suffix not in {".csv", ".parquet"}:
         raise DataError(f"{path}: expected .csv or .parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
+    with written_whole(path) as partial:
         if suffix == ".csv":
             frame.to_csv(partial, index=False)
         else:
@@ -47,9 +47,6 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
             mixed = [name for name in frame.columns if frame[name].dtype == object]
             text = {name: frame[name].map(lambda v: v if pd.isna(v) else str(v)) for name in mixed}
             frame.assign(**text).to_parquet(partial, index=False)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def load_source(project: Project) -> tuple[pd.DataFrame, DataSchema, str]:

@@ -17,6 +17,7 @@ from typing import Any
 import mlflow
 
 from ..config import Project
+from ..files import written_whole
 
 
 class Outcome(StrEnum):
@@ -109,16 +110,6 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else str(value)
 
 
-def _write_whole(path: Path, text: str) -> None:
-    """Write beside `path`, then rename: CI never reads half a record, however a run ends."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def write_record(directory: Path, record: dict[str, Any]) -> Path:
     """Write `<stamp>-<kind>.md`, then `.json`: a JSON record always has its Markdown.
 
@@ -128,8 +119,11 @@ def write_record(directory: Path, record: dict[str, Any]) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = directory / f"{stamp}-{record['kind']}.json"
     clean = _clean(record)
-    _write_whole(path.with_suffix(".md"), _markdown(clean))
-    _write_whole(path, json.dumps(clean, indent=2, sort_keys=False))
+    # Each written whole: CI never reads half a record, however a run ends.
+    with written_whole(path.with_suffix(".md")) as partial:
+        partial.write_text(_markdown(clean), encoding="utf-8")
+    with written_whole(path) as partial:
+        partial.write_text(json.dumps(clean, indent=2, sort_keys=False), encoding="utf-8")
     return path
 
 
