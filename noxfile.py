@@ -107,14 +107,7 @@ def bench(session: nox.Session) -> None:
     Prints a table and writes JSON (default `.bench/serve.json`; `-- --out <path>` and the
     other options of benchmarks/serve_bench.py pass through). Targets are reported, not asserted.
     """
-    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
-    project = ROOT / ".bench" / "project"
-    render_trained(session, project, train=True)
-    out = [] if "--out" in session.posargs else ["--out", str(ROOT / ".bench" / "serve.json")]
-    args = [*session.posargs, *out]
-    session.run(
-        "python", str(ROOT / "benchmarks" / "serve_bench.py"), "--project", str(project), *args
-    )
+    measure(session, "serve_bench.py", project="project", report="serve.json")
 
 
 @nox.session
@@ -126,12 +119,18 @@ def reliability(session: nox.Session) -> None:
     promise does not hold. Its own project (.bench/reliability-project), so that `bench` and this
     session never measure a project the other has just logged predictions into.
     """
+    measure(session, "reliability.py", project="reliability-project", report="reliability.json")
+
+
+def measure(session: nox.Session, script: str, *, project: str, report: str) -> None:
+    """Render and train the defaults into .bench/<project>, then run benchmarks/<script> on it;
+    its report goes to .bench/<report> unless the session's arguments give `--out`."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
-    project = ROOT / ".bench" / "reliability-project"
-    render_trained(session, project, train=True)
-    out = [] if "--out" in session.posargs else ["--out", str(ROOT / ".bench" / "reliability.json")]
-    script = ROOT / "benchmarks" / "reliability.py"
-    session.run("python", str(script), "--project", str(project), *session.posargs, *out)
+    folder = ROOT / ".bench" / project
+    render_trained(session, folder, train=True)
+    out = [] if "--out" in session.posargs else ["--out", str(ROOT / ".bench" / report)]
+    script_path = ROOT / "benchmarks" / script
+    session.run("python", str(script_path), "--project", str(folder), *session.posargs, *out)
 
 
 def _answers(path: Path) -> dict[str, str]:
