@@ -237,12 +237,25 @@ def test_rejected_hunks_are_caught_by_pre_commit(
     assert "configs/project.yaml.rej" in output
 
 
-def test_a_fresh_render_passes_every_pre_commit_hook(
+def test_a_fresh_render_passes_every_pre_commit_hook_and_they_guard(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     project = render(tmp_path_factory.mktemp("pre-commit") / "demo-ml-service", {})
-    code, output = pre_commit(project, tool_env(tmp_path_factory.getbasetemp()))
+    env = tool_env(tmp_path_factory.getbasetemp())
+    code, output = pre_commit(project, env)
     assert code == 0, output
+
+    # Staged as a commit would take them: a model file and a key.
+    (project / "models").mkdir()
+    (project / "models" / "model.pkl").write_bytes(b"\x01" * 600_000)
+    (project / "deploy.pem").write_text(
+        "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", encoding="utf-8"
+    )
+    git(project, "add", "--all")
+    for hook, name in [("large-files", "models/model.pkl"), ("private-keys", "deploy.pem")]:
+        code, output = pre_commit(project, env, hook)
+        assert code == 1, output
+        assert name in output, output
 
 
 def test_the_template_sessions_see_and_apply_a_newer_version(
