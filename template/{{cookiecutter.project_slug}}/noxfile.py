@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import nox
+
+sys.path.insert(0, str(Path(__file__).parent / "src"))
+from {{ cookiecutter.package_name }}.exit_codes import ExitCode  # standard library only
+
+# The outcomes a session treats as results, not failures (the codes are in exit_codes.py).
+DECIDED = [ExitCode.OK, ExitCode.NEGATIVE]
 
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "typecheck", "tests", "conventions"]
@@ -70,8 +77,8 @@ def pipeline(session: nox.Session) -> None:
     install(session)
     session.run(PACKAGE, "ingest", *session.posargs)
     session.run(PACKAGE, "train", *session.posargs)
-    # The gate's verdict is an outcome, not a failure: 0 promoted, 1 rejected.
-    session.run(PACKAGE, "promote", *session.posargs, success_codes=[0, 1])
+    # The gate's verdict is an outcome, not a failure: promoted or rejected.
+    session.run(PACKAGE, "promote", *session.posargs, success_codes=DECIDED)
     session.run(PACKAGE, "models", *session.posargs)
 
 
@@ -86,7 +93,7 @@ def promote(session: nox.Session) -> None:
 def monitor(session: nox.Session) -> None:
     """Drift and performance check. Drift is a finding, not a failure: see reports/retrain.json."""
     install(session)
-    session.run(PACKAGE, "monitor", *session.posargs, success_codes=[0, 1, 3])
+    session.run(PACKAGE, "monitor", *session.posargs, success_codes=[*DECIDED, ExitCode.ATTENTION])
     flag: dict[str, Any] = json.loads((REPORTS / "retrain.json").read_text(encoding="utf-8"))
     session.log(f"monitor: {flag['status']}; retrain: {flag['retrain']}")
     github("GITHUB_OUTPUT", f"retrain={str(flag['retrain']).lower()}")
@@ -97,7 +104,7 @@ def retrain(session: nox.Session) -> None:
     """Ingest, train, gate. `-- --dry-run`: the gate moves no alias (the new version is still
     registered as challenger). A rejection is an outcome, not a failure."""
     install(session)
-    session.run(PACKAGE, "retrain", *session.posargs, success_codes=[0, 1])
+    session.run(PACKAGE, "retrain", *session.posargs, success_codes=DECIDED)
     record = newest("*.json")
     outcome = json.loads(record.read_text(encoding="utf-8"))["outcome"] if record else "error"
     github("GITHUB_OUTPUT", f"decision={outcome}")

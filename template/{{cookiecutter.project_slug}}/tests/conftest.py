@@ -10,6 +10,9 @@ import pytest
 import yaml
 
 from {{ cookiecutter.package_name }}.config import Project, load_project
+from {{ cookiecutter.package_name }}.promote import Outcome, promote
+from {{ cookiecutter.package_name }}.store import CHAMPION, Store
+from {{ cookiecutter.package_name }}.train import TrainResult, train
 
 ROOT = Path(__file__).resolve().parents[1]
 MakeProject = Callable[..., Project]
@@ -54,3 +57,16 @@ def make_project(tmp_path: Path) -> MakeProject:
 @pytest.fixture
 def project(make_project: MakeProject) -> Project:
     return make_project()
+
+
+def first_champion(project: Project) -> TrainResult:
+    """Train the first model and let the gate make it champion, as `train` on the CLI does."""
+    result = train(project)
+    decision = promote(project)
+    assert decision.outcome == Outcome.PROMOTED, decision.reason
+    return result
+
+
+def champion_version(project: Project) -> str | None:
+    version = Store.open(project).alias_version(CHAMPION)
+    return None if version is None else str(version.version)

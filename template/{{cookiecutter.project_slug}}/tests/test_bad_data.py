@@ -23,7 +23,8 @@ from {{ cookiecutter.package_name }}.data import (
     write_table,
 )
 from {{ cookiecutter.package_name }}.train import TrainingError, train
-from {{ cookiecutter.package_name }}.train.tracking import CHAMPION, alias_version, project_client
+
+from .conftest import champion_version
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 runner = CliRunner()
@@ -190,5 +191,4 @@ def test_training_refuses_a_training_split_below_the_minimum(project: Project) -
     code, output = _cli(project, "train")
     assert code == 2
     assert "below the minimum 200" in output
-    name = project.config.tracking.registered_model
-    assert alias_version(project_client(project), name, CHAMPION) is None
+    assert champion_version(project) is None

@@ -5,11 +5,14 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
+import typer
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import Project
 from {{ cookiecutter.package_name }}.data import REASON
+from {{ cookiecutter.package_name }}.exit_codes import OUTCOMES, ExitCode
 
 runner = CliRunner()
 
@@ -53,7 +56,91 @@ def test_ingest_train_models_from_the_command_line(project: Project) -> None:
     assert pd.read_parquet(quarantine)[REASON].str.len().gt(0).all()
     trained = runner.invoke(app, ["train", "-c", config])
     assert trained.exit_code == 0, trained.output
-    assert "as champion" in trained.output
+    assert "as challenger" in trained.output
+    assert "promoted: there is no champion yet" in " ".join(trained.output.split())
     listed = runner.invoke(app, ["models", "-c", config])
     assert listed.exit_code == 0, listed.output
     assert "champion" in listed.output
+
+
+# Where each command does its work: the test breaks it there, after the command has started.
+BREAK_POINTS = {
+    "ingest": "{{ cookiecutter.package_name }}.data.ingest",
+    "train": "{{ cookiecutter.package_name }}.train.train",
+    "promote": "{{ cookiecutter.package_name }}.promote.promote",
+    "rollback": "{{ cookiecutter.package_name }}.promote.rollback",
+    "ab-report": "{{ cookiecutter.package_name }}.promote.ab_report",
+    "serve": "{{ cookiecutter.package_name }}.serve.run_server",
+    "batch-predict": "{{ cookiecutter.package_name }}.serve.batch_predict",
+    "monitor": "{{ cookiecutter.package_name }}.monitor.monitor",
+    "retrain": "{{ cookiecutter.package_name }}.loop.retrain",
+    "conventions": "{{ cookiecutter.package_name }}.conventions.check",
+    "models": "{{ cookiecutter.package_name }}.store.Store.versions",
+    "demo-data": "{{ cookiecutter.package_name }}.data.generate_demo",
+    "ui": "{{ cookiecutter.package_name }}.cli.subprocess.call",
+}
+ARGUMENTS = {
+    "batch-predict": ["in.csv", "out.parquet"],
+    "demo-data": ["--out", "rows.csv"],
+    "conventions": [],
+}
+
+
+def _broken(*_: object, **__: object) -> None:
+    raise RuntimeError("the disk is on fire\nsecond line")
+
+
+def test_every_command_is_covered_below() -> None:
+    assert set(typer.main.get_command(app).commands) == set(BREAK_POINTS)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", sorted(BREAK_POINTS))
+def test_an_unexpected_failure_in_any_command_exits_2_in_one_line(
+    command: str, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(BREAK_POINTS[command], _broken)
+    monkeypatch.chdir(project.root)
+    result = runner.invoke(app, [command, *ARGUMENTS.get(command, [])])
+    assert result.exit_code == ExitCode.ERROR, result.output
+    message = " ".join(result.output.split())
+    assert "unexpected RuntimeError: the disk is on fire (run with --verbose" in message
+    assert "Traceback" not in result.output
+    assert "second line" not in result.output
+
+    verbose = runner.invoke(app, ["--verbose", command, *ARGUMENTS.get(command, [])])
+    assert verbose.exit_code == 2
+    assert "Traceback" in verbose.output
+
+
+def test_an_expected_failure_names_its_cause_without_unexpected(project: Project) -> None:
+    result = runner.invoke(app, ["models", "-c", str(project.root / "missing.yaml")])
+    assert result.exit_code == 2
+    message = "".join(result.output.split())
+    assert "missing.yaml:nosuchfile" in message
+    assert "unexpected" not in message
+
+
+def test_the_exit_code_table_gives_each_code_one_meaning() -> None:
+    assert [int(code) for code in ExitCode] == [0, 1, 2, 3]
+    assert OUTCOMES["error"] == ExitCode.ERROR
+    assert {OUTCOMES[name] for name in ("rejected", "drift")} == {ExitCode.NEGATIVE}
+    assert OUTCOMES["performance_drop"] == ExitCode.ATTENTION
+
+
+HEAVY = ("mlflow", "sklearn", "pandas", "scipy", "evidently", "fastapi", "numpy", "matplotlib")
+
+
+def test_help_imports_no_heavy_library() -> None:
+    """`--help` and every command's start-up stay fast: heavy imports live inside the commands."""
+    script = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from {{ cookiecutter.package_name }}.cli import app\n"
+        "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
+        "assert CliRunner().invoke(app, ['train', '--help']).exit_code == 0\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout

@@ -11,24 +11,22 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import mlflow
-import mlflow.sklearn
 import pytest
 from mlflow import MlflowClient
 
 import {{ cookiecutter.package_name }}.data.snapshot as snapshot_module
-import {{ cookiecutter.package_name }}.promote as gate_module
+import {{ cookiecutter.package_name }}.loop as loop_module
+import {{ cookiecutter.package_name }}.promote.promotion as promotion_module
 import {{ cookiecutter.package_name }}.promote.record as record_module
-import {{ cookiecutter.package_name }}.retrain as retrain_module
-import {{ cookiecutter.package_name }}.train as train_module
+import {{ cookiecutter.package_name }}.train.training as training_module
 from {{ cookiecutter.package_name }}.config import Project, load_project
 from {{ cookiecutter.package_name }}.data import ingest, read_snapshot
+from {{ cookiecutter.package_name }}.loop import retrain
 from {{ cookiecutter.package_name }}.promote import Outcome, promote
-from {{ cookiecutter.package_name }}.retrain import retrain
+from {{ cookiecutter.package_name }}.store import CHAMPION, PREVIOUS_CHAMPION, Store
 from {{ cookiecutter.package_name }}.train import train
-from {{ cookiecutter.package_name }}.train.tracking import CHAMPION, PREVIOUS_CHAMPION, tracking
 
-from .conftest import ROOT, write_project
+from .conftest import ROOT, first_champion, write_project
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 FAMILY = load_project(ROOT / "configs" / "project.yaml").config.train.model_family
@@ -83,7 +81,7 @@ def states(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         old = write_project(root / "retrain", SECTIONS, rows=1_500)
         ingest(old)
-        train(old)
+        first_champion(old)
         write_project(old.root, SECTIONS, **NEWER)
         shutil.copytree(old.root, root / "promote")
         ready = _open(root / "promote")
@@ -102,16 +100,18 @@ def _copy(state: Path, tmp_path: Path) -> Project:
 
 def _champion(project: Project) -> tuple[str, dict[str, str]]:
     """The champion's version and tags."""
-    with tracking(project) as client:
-        version = client.get_model_version_by_alias(
-            project.config.tracking.registered_model, CHAMPION
-        )
-        return str(version.version), dict(version.tags)
+    version = Store.open(project).alias_version(CHAMPION)
+    assert version is not None
+    return str(version.version), dict(version.tags)
 
 
 def _assert_consistent(project: Project, *, moved: bool) -> None:
-    """What an interrupted run may leave: a champion the gate chose, only whole files."""
-    assert mlflow.active_run() is None
+    """What an interrupted run may leave: a champion the gate chose, only whole files, and no
+    MLflow run still open."""
+    client = Store.open(project).client
+    experiment = client.get_experiment_by_name(project.config.tracking.experiment)
+    assert experiment is not None
+    assert not client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
     version, tags = _champion(project)
     if moved:
         assert version != "1"
@@ -136,11 +136,15 @@ def test_the_uninterrupted_gate_promotes(states: dict[str, Path], tmp_path: Path
 @pytest.mark.parametrize(
     ("fault", "moved"),
     [
-        pytest.param(Fault(gate_module, "alias_version"), False, id="read-aliases"),
-        pytest.param(Fault(gate_module, "read_snapshot", RuntimeError), False, id="read-holdout"),
-        pytest.param(Fault(gate_module, "load_version"), False, id="load-models"),
+        pytest.param(Fault(Store, "alias_version"), False, id="read-aliases"),
         pytest.param(
-            Fault(gate_module, "run_test", RuntimeError, after=True), False, id="statistical-test"
+            Fault(promotion_module, "read_snapshot", RuntimeError), False, id="read-holdout"
+        ),
+        pytest.param(Fault(Store, "load_version"), False, id="load-models"),
+        pytest.param(
+            Fault(promotion_module, "run_test", RuntimeError, after=True),
+            False,
+            id="statistical-test",
         ),
         pytest.param(
             Fault(MlflowClient, "set_registered_model_alias", only=_alias_is(PREVIOUS_CHAMPION)),
@@ -161,7 +165,7 @@ def test_the_uninterrupted_gate_promotes(states: dict[str, Path], tmp_path: Path
             id="champion-moved",
         ),
         pytest.param(Fault(record_module, "_markdown", RuntimeError), True, id="write-record"),
-        pytest.param(Fault(mlflow, "log_artifact"), True, id="log-record"),
+        pytest.param(Fault(MlflowClient, "log_artifact"), True, id="log-record"),
     ],
 )
 def test_an_interrupted_promotion_moves_champion_only_past_the_gate(
@@ -185,6 +189,7 @@ def test_a_record_cut_off_mid_write_is_never_left_as_a_record(
 ) -> None:
     project = _copy(states["promote"], tmp_path)
     records = project.reports_dir / "promotion"
+    before = set(records.glob("*"))  # the first champion's record
     write_text = Path.write_text
 
     def cut_off(path: Path, text: str, *args: Any, **kwargs: Any) -> int:
@@ -197,7 +202,7 @@ def test_a_record_cut_off_mid_write_is_never_left_as_a_record(
         patch.setattr(Path, "write_text", cut_off)
         with pytest.raises(KeyboardInterrupt):
             promote(project)
-    assert not list(records.glob("*"))
+    assert set(records.glob("*")) == before
     _assert_consistent(project, moved=True)
     assert promote(project).outcome == Outcome.REJECTED  # v2 is already the champion
 
@@ -205,16 +210,14 @@ def test_a_record_cut_off_mid_write_is_never_left_as_a_record(
 @pytest.mark.parametrize(
     ("fault", "moved"),
     [
-        pytest.param(Fault(retrain_module, "ingest"), False, id="ingest"),
+        pytest.param(Fault(loop_module, "ingest"), False, id="ingest"),
         pytest.param(
             Fault(snapshot_module, "content_hash", RuntimeError), False, id="write-snapshot"
         ),
-        pytest.param(Fault(train_module, "fit_model"), False, id="fit"),
-        pytest.param(
-            Fault(mlflow.sklearn, "log_model", RuntimeError, after=True), False, id="register"
-        ),
-        pytest.param(Fault(retrain_module, "train", after=True), False, id="trained"),
-        pytest.param(Fault(gate_module, "_compare", RuntimeError), False, id="gate"),
+        pytest.param(Fault(training_module, "fit_model"), False, id="fit"),
+        pytest.param(Fault(Store, "register", RuntimeError, after=True), False, id="register"),
+        pytest.param(Fault(loop_module, "train", after=True), False, id="trained"),
+        pytest.param(Fault(promotion_module, "gather_evidence", RuntimeError), False, id="gate"),
         pytest.param(
             Fault(MlflowClient, "set_registered_model_alias", after=True, only=_alias_is(CHAMPION)),
             True,

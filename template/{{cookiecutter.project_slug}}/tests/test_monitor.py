@@ -10,14 +10,14 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project
 from {{ cookiecutter.package_name }}.data import generate_demo, ingest, write_table
+from {{ cookiecutter.package_name }}.loop import retrain
 from {{ cookiecutter.package_name }}.monitor import monitor
 from {{ cookiecutter.package_name }}.predictions import PredictionLog, PredictionRecord
 from {{ cookiecutter.package_name }}.promote import Outcome
-from {{ cookiecutter.package_name }}.retrain import retrain
+from {{ cookiecutter.package_name }}.store import Store
 from {{ cookiecutter.package_name }}.train import train
-from {{ cookiecutter.package_name }}.train.tracking import CHAMPION, alias_version, tracking
 
-from .conftest import write_project
+from .conftest import champion_version, first_champion, write_project
 
 LATER = date(2025, 4, 1)
 
@@ -26,7 +26,7 @@ LATER = date(2025, 4, 1)
 def champion(tmp_path_factory: pytest.TempPathFactory) -> Project:
     project = write_project(tmp_path_factory.mktemp("monitored"), rows=4_000)
     ingest(project)
-    train(project)
+    first_champion(project)
     return project
 
 
@@ -107,7 +107,7 @@ def test_the_prediction_log_window_is_monitored(champion: Project) -> None:
 def test_drift_then_retrain_promotes_a_new_champion(tmp_path: Path) -> None:
     project = write_project(tmp_path / "loop", rows=5_000)
     ingest(project)
-    train(project)
+    first_champion(project)
     quiet = monitor(project, source=_window(project, tmp_path / "quiet.parquet"))
     assert not quiet.retrain
 
@@ -126,32 +126,26 @@ def test_drift_then_retrain_promotes_a_new_champion(tmp_path: Path) -> None:
     assert drifted.retrain
     decision = retrain(newer)
     assert decision.outcome == Outcome.PROMOTED, decision.reason
-    with tracking(newer) as client:
-        version = alias_version(client, newer.config.tracking.registered_model, CHAMPION)
-        assert version is not None
-        assert str(version.version) == "2"
+    assert champion_version(newer) == "2"
 
 
 @pytest.mark.e2e
 def test_a_failed_retrain_leaves_the_champion(tmp_path: Path) -> None:
     project = write_project(tmp_path / "fail", rows=3_000)
     ingest(project)
-    train(project)
+    first_champion(project)
     broken = write_project(project.root, rows=300, invalid_fraction=0.4)
     decision = retrain(broken)
     assert decision.outcome == Outcome.ERROR
     assert "stopped at ingest" in decision.reason
-    with tracking(project) as client:
-        version = alias_version(client, project.config.tracking.registered_model, CHAMPION)
-        assert version is not None
-        assert str(version.version) == "1"
+    assert champion_version(project) == "1"
 
 
 @pytest.mark.e2e
 def test_a_warm_start_continues_from_the_champion(tmp_path: Path) -> None:
     project = write_project(tmp_path / "warm", sections={"train": {"warm_start": True}}, rows=3_000)
     ingest(project)
-    first = train(project)
+    first = first_champion(project)
     newer = write_project(
         project.root,
         sections={"train": {"warm_start": True}},
@@ -161,9 +155,9 @@ def test_a_warm_start_continues_from_the_champion(tmp_path: Path) -> None:
     )
     ingest(newer)
     second = train(newer)
-    with tracking(newer) as client:
-        tag = client.get_run(second.run_id).data.tags["warm_started_from"]
-        assert client.get_run(first.run_id).data.tags["warm_started_from"] == "none"
+    client = Store.open(newer).client
+    tag = client.get_run(second.run_id).data.tags["warm_started_from"]
+    assert client.get_run(first.run_id).data.tags["warm_started_from"] == "none"
     warm_startable = newer.config.train.model_family == "hist_gradient_boosting" or (
         newer.config.train.task == "binary_classification"
     )

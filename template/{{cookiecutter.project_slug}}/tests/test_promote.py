@@ -10,25 +10,15 @@ import pytest
 from {{ cookiecutter.package_name }}.config import Project
 from {{ cookiecutter.package_name }}.data import ingest
 from {{ cookiecutter.package_name }}.promote import Outcome, promote, rollback
+from {{ cookiecutter.package_name }}.store import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, Store
 from {{ cookiecutter.package_name }}.train import train
-from {{ cookiecutter.package_name }}.train.tracking import (
-    CHALLENGER,
-    CHAMPION,
-    PREVIOUS_CHAMPION,
-    alias_version,
-    tracking,
-)
 
-from .conftest import MakeProject, write_project
+from .conftest import MakeProject, first_champion, write_project
 
 
 def _aliases(project: Project) -> dict[str, str | None]:
-    name = project.config.tracking.registered_model
-    with tracking(project) as client:
-        return {
-            alias: str(v.version) if (v := alias_version(client, name, alias)) else None
-            for alias in (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
-        }
+    held = Store.open(project).aliases()
+    return {alias: held.get(alias) for alias in (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)}
 
 
 def _record(path: Path) -> dict[str, Any]:
@@ -44,6 +34,10 @@ def test_the_gate_rejects_worse_promotes_better_and_rollback_restores(
     project = make_project(rows=5_000)
     ingest(project)
     train(project)
+    assert _aliases(project) == {CHAMPION: None, CHALLENGER: "1", PREVIOUS_CHAMPION: None}
+    first = promote(project)
+    assert first.outcome == Outcome.PROMOTED, first.reason
+    assert "there is no champion yet" in first.reason
     assert _aliases(project) == {CHAMPION: "1", CHALLENGER: "1", PREVIOUS_CHAMPION: None}
 
     nothing = promote(project)
@@ -90,7 +84,7 @@ def test_the_gate_rejects_worse_promotes_better_and_rollback_restores(
 def test_the_gate_refuses_a_holdout_the_challenger_has_seen(make_project: MakeProject) -> None:
     project = make_project(rows=5_000)
     ingest(project)
-    train(project)
+    first_champion(project)
     # A newer snapshot of a longer window: its holdout overlaps nothing, but the challenger is
     # trained on it, then the OLD snapshot is made the latest again.
     longer = write_project(project.root, rows=5_000, days=90)
@@ -108,7 +102,7 @@ def test_the_gate_refuses_a_holdout_the_challenger_has_seen(make_project: MakePr
 def test_too_small_a_holdout_is_rejected(make_project: MakeProject) -> None:
     project = make_project(rows=5_000)
     ingest(project)
-    train(project)
+    first_champion(project)
     train(project, family="baseline")
     strict = project.config.promotion.model_copy(update={"min_holdout_rows": 100_000})
     tight = Project(

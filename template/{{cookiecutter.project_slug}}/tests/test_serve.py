@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import httpx
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,13 +27,13 @@ import uvicorn
 from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project
 from {{ cookiecutter.package_name }}.data import generate_demo, ingest, read_snapshot, write_table
 from {{ cookiecutter.package_name }}.features import model_input
+from {{ cookiecutter.package_name }}.metrics import predict_scores
 from {{ cookiecutter.package_name }}.predictions import PredictionLog
 from {{ cookiecutter.package_name }}.serve import batch_predict, create_app
+from {{ cookiecutter.package_name }}.store import CHAMPION, MODEL_PATH, Store
 from {{ cookiecutter.package_name }}.train import train
-from {{ cookiecutter.package_name }}.train.evaluate import predict_scores
-from {{ cookiecutter.package_name }}.train.tracking import CHAMPION, tracking
 
-from .conftest import write_project
+from .conftest import first_champion, write_project
 
 FAST = {
     "registry_poll_seconds": 0.2,
@@ -68,7 +74,7 @@ def running(project: Project) -> Iterator[httpx.Client]:
 def _trained(root: Path, **serve: Any) -> Project:
     project = write_project(root, sections={"serve": FAST | serve})
     ingest(project)
-    train(project)
+    first_champion(project)
     return project
 
 
@@ -100,10 +106,8 @@ def test_predictions_match_the_model_in_process(served: tuple[Project, httpx.Cli
     rows = _rows(project, 40)
     singles = [client.post("/predict", json=row).json() for row in rows[:10]]
     batch = client.post("/predict/batch", json={"rows": rows}).json()["predictions"]
-    name = project.config.tracking.registered_model
     schema = read_snapshot(project.snapshots_dir).schema
-    with tracking(project):
-        model = mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
+    _, model = Store.open(project).load_champion()
     expected = predict_scores(
         model, model_input(pd.DataFrame(rows), schema), project.config.train.task
     )
@@ -244,9 +248,7 @@ def test_an_alias_swap_while_requests_flow_loses_none(tmp_path: Path) -> None:
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = [pool.submit(hammer) for _ in range(2)]
             train(project, family="baseline")
-            name = project.config.tracking.registered_model
-            with tracking(project) as registry:
-                registry.set_registered_model_alias(name, CHAMPION, "2")
+            Store.open(project).set_alias(CHAMPION, "2")
             _wait(lambda: client.get("/ready").json()["models"].get("champion") == "2")
             time.sleep(0.5)
             stop.set()
@@ -275,14 +277,16 @@ def test_a_broken_registry_or_model_keeps_the_champion_serving(tmp_path: Path) -
 
         # The champion alias moves to a version whose artifact is corrupt: v1 keeps serving.
         train(project, family="baseline")
-        name = project.config.tracking.registered_model
-        with tracking(project) as registry:
-            source = registry.get_model_version(name, "2").source
-            assert source is not None
-            model_id = source.rsplit("/", 1)[-1]
-            artifact = project.artifact_root / "models" / model_id / "artifacts" / "model.skops"
+        registry = Store.open(project)
+        run_id = registry.client.get_model_version(registry.model_name, "2").run_id
+        assert run_id is not None
+        artifacts = registry.client.get_run(run_id).info.artifact_uri
+        model_folder = Path(url2pathname(urlparse(artifacts).path)) / MODEL_PATH
+        serialized = list(model_folder.glob("model.*"))
+        assert serialized, f"no serialized model in {model_folder}"
+        for artifact in serialized:
             artifact.write_bytes(b"corrupt")
-            registry.set_registered_model_alias(name, CHAMPION, "2")
+        registry.set_alias(CHAMPION, "2")
         _wait(lambda: "champion" in (client.get("/ready").json()["registry_error"] or ""))
         assert client.get("/ready").json()["models"] == {"champion": "1"}
         assert client.post("/predict", json=row).json()["model_version"] == "1"
@@ -335,7 +339,7 @@ def test_the_online_experiment_routes_by_entity_and_logs_both_variants(
         sections={"serve": FAST, "promotion": {"online": {"mode": mode, "canary_share": 0.5}}},
     )
     ingest(project)
-    train(project)
+    first_champion(project)
     train(project, family="baseline")  # v2 becomes the challenger
     rows = _rows(project, 40)
     with running(project) as client:
@@ -360,17 +364,66 @@ def test_the_online_experiment_routes_by_entity_and_logs_both_variants(
         assert set(shadow["prediction_id"]) == {a["prediction_id"] for a in first + again}
 
 
+@dataclass(frozen=True)
+class TrackingServer:
+    uri: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        """Stop the server and the uvicorn process it started (its process group)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@contextmanager
+def tracking_server(project: Project, log: Path) -> Iterator[TrackingServer]:
+    """A real MLflow tracking server over the project's store, in its own process group. Job
+    execution is off: it would start worker processes these tests have no use for."""
+    port = _free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri"]
+    command += [project.tracking_uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    server = TrackingServer(f"http://127.0.0.1:{port}", process)
+
+    def answers() -> bool:
+        assert process.poll() is None, log.read_text(errors="replace")
+        try:
+            return httpx.get(f"{server.uri}/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        _wait(answers, seconds=90)
+        yield server
+    finally:
+        server.stop()
+
+
 def test_an_unreachable_tracking_server_keeps_the_champion_serving(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The service opens its store once: a tracking server that goes away later is an outage
+    it rides out on the models it holds, saying why in /ready."""
     project = _trained(tmp_path / "outage")
     row = _rows(project, 1)[0]
-    with running(project) as client:
-        assert client.post("/predict", json=row).json()["model_version"] == "1"
+    with tracking_server(project, tmp_path / "mlflow-server.log") as server:
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_free_port()}")
-        _wait(lambda: client.get("/ready").json()["registry_error"] is not None)
-        ready = client.get("/ready")
-        assert ready.status_code == 200
-        assert ready.json()["models"] == {"champion": "1"}
-        assert client.post("/predict", json=row).json()["model_version"] == "1"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
+        with running(project) as client:
+            assert client.get("/ready").json()["models"] == {"champion": "1"}
+            assert client.post("/predict", json=row).json()["model_version"] == "1"
+            server.stop()
+            _wait(lambda: client.get("/ready").json()["registry_error"] is not None)
+            ready = client.get("/ready")
+            assert ready.status_code == 200
+            assert ready.json()["models"] == {"champion": "1"}
+            assert client.post("/predict", json=row).json()["model_version"] == "1"

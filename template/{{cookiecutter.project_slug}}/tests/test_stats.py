@@ -10,21 +10,19 @@ from hypothesis import strategies as st
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from {{ cookiecutter.package_name }}.config import METRIC_DIRECTIONS, Task
+from {{ cookiecutter.package_name }}.config import Task
+from {{ cookiecutter.package_name }}.metrics import METRICS, compute_metrics, metric
 from {{ cookiecutter.package_name }}.promote.stats import (
-    HoldoutMetric,
     TestName,
     mcnemar,
     paired_bootstrap,
     paired_t,
-    per_example_losses,
     required_sample_size_proportions,
     run_test,
     two_proportion_z,
     welch_t,
     wilcoxon,
 )
-from {{ cookiecutter.package_name }}.train.evaluate import compute_metrics
 
 TESTS: tuple[TestName, ...] = get_args(TestName)
 ALPHA = 0.05
@@ -55,18 +53,16 @@ def scores_for(task: Task, seed: int, rows: int) -> tuple[np.ndarray, np.ndarray
 def run(
     test: TestName,
     task: Task,
-    metric: str,
+    name: str,
     y: np.ndarray,
     champion: np.ndarray,
     challenger: np.ndarray,
 ) -> float:
-    """The gate's call: the p-value of `test` on `metric`, 200 resamples for the bootstrap."""
+    """The gate's call: the p-value of `test` on metric `name`, 200 resamples for the bootstrap."""
     return run_test(
         test,
         task=task,
-        metric=metric,
-        metric_fn=lambda truth, scores: compute_metrics(task, truth, scores)[metric],
-        maximize=METRIC_DIRECTIONS[task][metric] == "maximize",
+        metric=metric(task, name),
         y_true=y,
         champion_scores=champion,
         challenger_scores=challenger,
@@ -80,7 +76,7 @@ def bootstrap_auc(
     y: np.ndarray, champion: np.ndarray, challenger: np.ndarray, seed: int = 0
 ) -> tuple[float, float, float | None, float | None]:
     result = paired_bootstrap(
-        HoldoutMetric("binary_classification", "roc_auc"),
+        metric("binary_classification", "roc_auc"),
         y,
         champion,
         challenger,
@@ -93,65 +89,6 @@ def bootstrap_auc(
 
 
 # --- per-row losses and the vectorised metrics ---------------------------------------------
-
-
-def test_per_example_losses_average_to_the_holdout_metrics() -> None:
-    y, _, scores = classification_scores(1, 300)
-    metrics = compute_metrics("binary_classification", y, scores)
-    log_losses = per_example_losses("binary_classification", y, scores, "roc_auc")
-    assert log_losses.mean() == pytest.approx(metrics["log_loss"])
-    errors = per_example_losses("binary_classification", y, scores, "f1")
-    assert set(np.unique(errors)) <= {0.0, 1.0}
-    assert errors.mean() == pytest.approx(1 - metrics["accuracy"])
-
-    y, _, predicted = regression_scores(1, 300)
-    metrics = compute_metrics("regression", y, predicted)
-    squared = per_example_losses("regression", y, predicted, "rmse")
-    assert math.sqrt(squared.mean()) == pytest.approx(metrics["rmse"])
-    assert per_example_losses("regression", y, predicted, "mae").mean() == pytest.approx(
-        metrics["mae"]
-    )
-    np.testing.assert_array_equal(per_example_losses("regression", y, predicted, "r2"), squared)
-
-
-def test_per_example_losses_refuse_a_metric_of_the_other_task() -> None:
-    with pytest.raises(ValueError, match="'rmse' is not a binary_classification metric"):
-        per_example_losses("binary_classification", np.array([0.0, 1.0]), np.ones(2), "rmse")
-
-
-@pytest.mark.parametrize(
-    ("task", "metric"),
-    [(task, metric) for task, metrics in METRIC_DIRECTIONS.items() for metric in metrics],
-)
-def test_holdout_metric_matches_compute_metrics_on_resamples(task: Task, metric: str) -> None:
-    rng = np.random.default_rng(3)
-    y, champion, challenger = scores_for(task, 3, 120)
-    scores = np.round(np.where(rng.random(120) < 0.5, champion, challenger), 1)  # many ties
-    holdout_metric = HoldoutMetric(task, metric)
-    assert holdout_metric(y, scores) == pytest.approx(compute_metrics(task, y, scores)[metric])
-    drawn = rng.integers(0, 120, size=(20, 120))
-    counts = np.stack([np.bincount(rows, minlength=120) for rows in drawn]).astype(float)
-    expected = [compute_metrics(task, y[rows], scores[rows])[metric] for rows in drawn]
-    np.testing.assert_allclose(holdout_metric.on_counts(y, scores, counts), expected, rtol=1e-9)
-
-
-def test_every_project_metric_has_a_holdout_form() -> None:
-    for task, metrics in METRIC_DIRECTIONS.items():
-        for metric in metrics:
-            HoldoutMetric(task, metric)
-    with pytest.raises(ValueError, match="'roc_auc' is not a regression metric"):
-        HoldoutMetric("regression", "roc_auc")
-
-
-def test_rank_metrics_are_undefined_on_resamples_with_one_class() -> None:
-    y = np.array([0.0, 0.0, 1.0])
-    counts = np.array([[3.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
-    for metric in ("roc_auc", "average_precision"):
-        values = HoldoutMetric("binary_classification", metric).on_counts(
-            y, np.array([0.1, 0.4, 0.8]), counts
-        )
-        assert math.isnan(values[0])
-        assert values[1] == pytest.approx(1.0)
 
 
 # --- paired bootstrap ----------------------------------------------------------------------
@@ -196,7 +133,7 @@ def test_bootstrap_interval_covers_the_observed_improvement() -> None:
 def test_bootstrap_p_value_uses_the_plus_one_correction() -> None:
     y, champion, challenger = classification_scores(10, 300)
     result = paired_bootstrap(
-        HoldoutMetric("binary_classification", "accuracy"),
+        metric("binary_classification", "accuracy"),
         y,
         champion,
         challenger,
@@ -211,7 +148,7 @@ def test_bootstrap_p_value_uses_the_plus_one_correction() -> None:
 def test_bootstrap_with_a_metric_to_minimise_counts_a_lower_value_as_better() -> None:
     y, champion, challenger = regression_scores(11, 200)
     result = paired_bootstrap(
-        HoldoutMetric("regression", "rmse"),
+        metric("regression", "rmse"),
         y,
         champion,
         challenger,
@@ -237,7 +174,7 @@ def test_vectorised_and_plain_metric_give_the_same_bootstrap() -> None:
             metric_fn, y, champion, noisy, maximize=True, alpha=ALPHA, resamples=200, seed=4
         )
         for metric_fn in (
-            HoldoutMetric("binary_classification", "roc_auc"),
+            metric("binary_classification", "roc_auc"),
             lambda truth, scores: float(roc_auc_score(truth, scores)),
         )
     )
@@ -252,7 +189,7 @@ def test_bootstrap_drops_resamples_where_the_metric_is_undefined() -> None:
     y[0] = 1.0
     rng = np.random.default_rng(2)
     result = paired_bootstrap(
-        HoldoutMetric("binary_classification", "roc_auc"),
+        metric("binary_classification", "roc_auc"),
         y,
         rng.uniform(size=20),
         rng.uniform(size=20),
@@ -334,8 +271,11 @@ def test_mcnemar_without_discordant_rows_is_no_evidence() -> None:
 
 def test_run_test_dispatches_to_the_matching_test() -> None:
     y, champion, challenger = classification_scores(22, 100)
-    champion_losses = per_example_losses("binary_classification", y, champion, "log_loss")
-    challenger_losses = per_example_losses("binary_classification", y, challenger, "log_loss")
+    log_loss = metric("binary_classification", "log_loss")
+    champion_losses, challenger_losses = (
+        log_loss.row_loss(y, champion),
+        log_loss.row_loss(y, challenger),
+    )
     expected = {
         "paired_t": paired_t(champion_losses, challenger_losses, alpha=ALPHA).p_value,
         "wilcoxon": wilcoxon(champion_losses, challenger_losses).p_value,
@@ -353,9 +293,7 @@ def test_run_test_refuses_mcnemar_for_regression() -> None:
         run_test(
             "mcnemar",
             task="regression",
-            metric="rmse",
-            metric_fn=lambda truth, scores: compute_metrics("regression", truth, scores)["rmse"],
-            maximize=False,
+            metric=metric("regression", "rmse"),
             y_true=y,
             champion_scores=champion,
             challenger_scores=challenger,
@@ -368,8 +306,8 @@ def test_run_test_refuses_mcnemar_for_regression() -> None:
 # --- properties every offline test must have -----------------------------------------------
 
 
-CLASSIFIER_METRICS = sorted(METRIC_DIRECTIONS["binary_classification"])
-REGRESSION_METRICS = sorted(METRIC_DIRECTIONS["regression"])
+CLASSIFIER_METRICS = sorted(METRICS["binary_classification"])
+REGRESSION_METRICS = sorted(METRICS["regression"])
 unit = st.floats(0, 1, allow_nan=False)
 
 
@@ -377,28 +315,28 @@ unit = st.floats(0, 1, allow_nan=False)
 @given(
     rows=st.lists(st.tuples(st.booleans(), unit), min_size=1, max_size=60),
     test=st.sampled_from(TESTS),
-    metric=st.sampled_from(CLASSIFIER_METRICS),
+    name=st.sampled_from(CLASSIFIER_METRICS),
 )
 def test_identical_classifiers_are_never_significant(
-    rows: list[tuple[bool, float]], test: TestName, metric: str
+    rows: list[tuple[bool, float]], test: TestName, name: str
 ) -> None:
     y = np.array([label for label, _ in rows], dtype=float)
     scores = np.array([score for _, score in rows])
-    assert run(test, "binary_classification", metric, y, scores, scores.copy()) >= ALPHA
+    assert run(test, "binary_classification", name, y, scores, scores.copy()) >= ALPHA
 
 
 @settings(max_examples=25, deadline=None)
 @given(
     rows=st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_size=1, max_size=60),
     test=st.sampled_from([t for t in TESTS if t != "mcnemar"]),
-    metric=st.sampled_from(REGRESSION_METRICS),
+    name=st.sampled_from(REGRESSION_METRICS),
 )
 def test_identical_regressors_are_never_significant(
-    rows: list[tuple[float, float]], test: TestName, metric: str
+    rows: list[tuple[float, float]], test: TestName, name: str
 ) -> None:
     y = np.array([truth for truth, _ in rows])
     scores = np.array([predicted for _, predicted in rows])
-    assert run(test, "regression", metric, y, scores, scores.copy()) >= ALPHA
+    assert run(test, "regression", name, y, scores, scores.copy()) >= ALPHA
 
 
 @settings(max_examples=25, deadline=None)
@@ -406,13 +344,13 @@ def test_identical_regressors_are_never_significant(
     seed=st.integers(0, 2**32 - 1),
     size=st.integers(100, 300),
     test=st.sampled_from(TESTS),
-    metric=st.sampled_from(CLASSIFIER_METRICS),
+    name=st.sampled_from(CLASSIFIER_METRICS),
 )
 def test_a_clearly_better_classifier_is_significant(
-    seed: int, size: int, test: TestName, metric: str
+    seed: int, size: int, test: TestName, name: str
 ) -> None:
     y, champion, challenger = classification_scores(seed, size)
-    assert run(test, "binary_classification", metric, y, champion, challenger) < ALPHA
+    assert run(test, "binary_classification", name, y, champion, challenger) < ALPHA
 
 
 @settings(max_examples=25, deadline=None)
@@ -420,13 +358,13 @@ def test_a_clearly_better_classifier_is_significant(
     seed=st.integers(0, 2**32 - 1),
     size=st.integers(100, 300),
     test=st.sampled_from([t for t in TESTS if t != "mcnemar"]),
-    metric=st.sampled_from(REGRESSION_METRICS),
+    name=st.sampled_from(REGRESSION_METRICS),
 )
 def test_a_clearly_better_regressor_is_significant(
-    seed: int, size: int, test: TestName, metric: str
+    seed: int, size: int, test: TestName, name: str
 ) -> None:
     y, champion, challenger = regression_scores(seed, size)
-    assert run(test, "regression", metric, y, champion, challenger) < ALPHA
+    assert run(test, "regression", name, y, champion, challenger) < ALPHA
 
 
 # --- online A/B ----------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""Command line over the stages: ingest, train, promote, rollback, ab-report, and helpers."""
+"""Command line over the stages: ingest, train, promote, serve, monitor, retrain, and helpers.
+
+Heavy libraries (MLflow, scikit-learn, pandas, Evidently, FastAPI) are imported inside the
+commands that use them, so `--help` and every command start fast. Every command exits with a
+code from `exit_codes.ExitCode`; any failure without a decision of its own exits 2.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +14,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typer.core import TyperGroup
 
-from .config import ConfigError, DemoSourceConfig, ModelFamily, Project, load_project
-from .data import DataError, demo_schema, generate_demo, ingest, write_table
-from .promote.record import Decision
+from .config import ModelFamily
+from .errors import ProjectError
+from .exit_codes import ExitCode
 
-app = typer.Typer(
-    name="{{ cookiecutter.package_name }}",
-    help=__doc__,
-    no_args_is_help=True,
-    add_completion=False,
-)
-console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .config import Project
+    from .promote import Decision
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="Project configuration file.", show_default=True)
@@ -37,56 +38,128 @@ DryRunOption = Annotated[
 ]
 
 
+def console() -> Console:
+    """Messages go to stderr, so stdout stays clean for whatever a command prints as data."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+class GuardedGroup(TyperGroup):
+    """The one catch-all: a failure inside any command exits 2 with a one-line message (and the
+    traceback with --verbose), never typer's default 1, which CI reads as a negative outcome."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer.Context; its base is typer-private
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # typer's own exits and usage errors keep their codes
+        except ProjectError as error:
+            fail(str(error))
+        except Exception as error:
+            if ctx.params.get("verbose"):
+                console().print_exception()
+            fail(
+                f"unexpected {type(error).__name__}: {error}".splitlines()[0]
+                + " (run with --verbose for the traceback)"
+            )
+
+
+app = typer.Typer(
+    name="{{ cookiecutter.package_name }}",
+    help=__doc__.split("\n\n")[0] if __doc__ else None,
+    cls=GuardedGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def options(
+    verbose: Annotated[  # noqa: ARG001 - read by GuardedGroup from the context
+        bool, typer.Option("--verbose", help="Print the traceback of an unexpected failure.")
+    ] = False,
+) -> None:
+    """Train, gate, serve and monitor the project's models."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def fail(message: str) -> NoReturn:
+    console().print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code=ExitCode.ERROR)
+
+
+def finish(code: int) -> NoReturn:
+    raise typer.Exit(code=int(code))
+
+
 @contextmanager
 def step(description: str) -> Iterator[None]:
     """A spinner with elapsed time for a step that takes a while."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    out = console()
     with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=out
     ) as progress:
         progress.add_task(description, total=None)
         yield
-    console.print(f"[green]done[/green] {description}")
+    out.print(f"[green]done[/green] {description}")
 
 
-def _open(config: Path) -> Project:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    try:
-        return load_project(config)
-    except ConfigError as error:
-        _fail(str(error))
+def open_project(config: Path) -> Project:
+    from .config import load_project
+
+    return load_project(config)
 
 
-def _fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code=2)
+def report(decision: Decision) -> NoReturn:
+    """Print the one-sentence reason and exit with the outcome's code."""
+    colour = {"promoted": "green", "rolled_back": "green", "keep_collecting": "yellow"}.get(
+        decision.outcome.value, "red"
+    )
+    out = console()
+    out.print(f"[{colour}]{decision.outcome.value}[/{colour}]: {decision.reason}")
+    out.print(f"decision record: {decision.record_path}")
+    finish(decision.outcome.exit_code)
+
+
+def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.table import Table
+
+    shown = Table(title=title)
+    for i, column in enumerate(columns):
+        shown.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        shown.add_row(*row)
+    console().print(shown)
 
 
 @app.command("ingest")
 def ingest_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Read the source, quarantine invalid rows, split by time, write a snapshot."""
-    project = _open(config)
-    try:
-        with step("ingesting"):
-            result = ingest(project)
-    except (ConfigError, DataError) as error:
-        _fail(str(error))
-    table = Table(title=f"snapshot {result.snapshot.snapshot_id}")
-    for column in ("read", "valid", "quarantined", "train", "validation", "holdout"):
-        table.add_column(column, justify="right")
+    from .data import ingest
+
+    project = open_project(config)
+    with step("ingesting"):
+        result = ingest(project)
     parts = result.snapshot.manifest["parts"]
-    table.add_row(
-        str(result.rows_read),
-        str(result.rows_valid),
-        str(result.rows_quarantined),
-        *(str(parts[name]["rows"]) for name in ("train", "validation", "holdout")),
+    table(
+        f"snapshot {result.snapshot.snapshot_id}",
+        ["read", "valid", "quarantined", "train", "validation", "holdout"],
+        [
+            [
+                str(result.rows_read),
+                str(result.rows_valid),
+                str(result.rows_quarantined),
+                *(str(parts[name]["rows"]) for name in ("train", "validation", "holdout")),
+            ]
+        ],
     )
-    console.print(table)
     if result.quarantine_file:
-        console.print(
+        console().print(
             f"[yellow]{result.rows_quarantined} rows quarantined[/yellow] with reasons in "
             f"{result.quarantine_file.relative_to(project.root)}"
         )
@@ -102,34 +175,31 @@ def train_command(
         str | None, typer.Option(help="Snapshot id; the latest by default.")
     ] = None,
 ) -> None:
-    """Train the baseline and the model on a snapshot, log to MLflow, register the challenger."""
-    from .train import TrainingError, train
+    """Train the baseline and the model on a snapshot, log to MLflow, register the challenger.
 
-    project = _open(config)
-    try:
-        with step("training"):
-            result = train(project, family=family, snapshot_id=snapshot)
-    except (ConfigError, DataError, TrainingError) as error:
-        _fail(str(error))
-    table = Table(title=f"{result.model_name} version {result.version} ({result.family})")
-    table.add_column("holdout metric")
-    table.add_column("model", justify="right")
-    table.add_column("baseline", justify="right")
-    for name, value in result.metrics.items():
-        table.add_row(name, f"{value:.4f}", f"{result.baseline_metrics[name]:.4f}")
-    console.print(table)
-    role = "champion (first model)" if result.became_champion else "challenger"
-    console.print(f"registered [bold]{result.model_name}[/bold] v{result.version} as {role}")
+    When there is no champion yet, the promotion gate then makes the new version the first one.
+    """
+    from .promote import promote
+    from .store import CHAMPION, Store
+    from .train import train
 
-
-def _report(decision: Decision) -> None:
-    """Print the one-sentence reason and exit with the outcome's code."""
-    colour = {"promoted": "green", "rolled_back": "green", "keep_collecting": "yellow"}.get(
-        decision.outcome.value, "red"
+    project = open_project(config)
+    with step("training"):
+        result = train(project, family=family, snapshot_id=snapshot)
+    table(
+        f"{result.model_name} version {result.version} ({result.family})",
+        ["holdout metric", "model", "baseline"],
+        [
+            [name, f"{value:.4f}", f"{result.baseline_metrics[name]:.4f}"]
+            for name, value in result.metrics.items()
+        ],
     )
-    console.print(f"[{colour}]{decision.outcome.value}[/{colour}]: {decision.reason}")
-    console.print(f"decision record: {decision.record_path}")
-    raise typer.Exit(code=decision.outcome.exit_code)
+    out = console()
+    out.print(f"registered [bold]{result.model_name}[/bold] v{result.version} as challenger")
+    if Store.open(project).alias_version(CHAMPION) is None:
+        decision = promote(project)
+        out.print(f"{decision.outcome.value}: {decision.reason}")
+        finish(decision.outcome.exit_code)
 
 
 @app.command("promote")
@@ -137,21 +207,18 @@ def promote_command(config: ConfigOption = DEFAULT_CONFIG, dry_run: DryRunOption
     """Run the A/B gate: exit 0 promoted, 1 rejected, 2 error. Writes a decision record."""
     from .promote import promote
 
-    project = _open(config)
-    try:
-        with step("comparing challenger and champion on the latest holdout"):
-            decision = promote(project, dry_run=dry_run)
-    except Exception as error:  # exit 2, never 1: 1 means "rejected" to CI
-        _fail(f"the gate failed unexpectedly, the champion is unchanged: {error!r}")
-    _report(decision)
+    project = open_project(config)
+    with step("comparing challenger and champion on the latest holdout"):
+        decision = promote(project, dry_run=dry_run)
+    report(decision)
 
 
 @app.command("rollback")
 def rollback_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """Point `champion` back at `previous-champion`."""
+    """Point `champion` back at `previous-champion`: exit 0 rolled back, 2 error."""
     from .promote import rollback
 
-    _report(rollback(_open(config)))
+    report(rollback(open_project(config)))
 
 
 @app.command("ab-report")
@@ -162,10 +229,10 @@ def ab_report_command(
     ] = None,
 ) -> None:
     """Analyse the online experiment: exit 0 promote, 1 roll back, 3 keep collecting, 2 error."""
-    from .promote.online import ab_report
+    from .promote import ab_report
 
-    project = _open(config)
-    _report(ab_report(project, since=since.replace(tzinfo=UTC) if since else None))
+    project = open_project(config)
+    report(ab_report(project, since=since.replace(tzinfo=UTC) if since else None))
 
 
 @app.command("serve")
@@ -177,11 +244,7 @@ def serve_command(
     """Serve the champion over HTTP (FastAPI on uvicorn)."""
     from .serve import run_server
 
-    project = _open(config)
-    try:
-        run_server(project, host=host, port=port)
-    except ConfigError as error:
-        _fail(str(error))
+    run_server(open_project(config), host=host, port=port)
 
 
 @app.command("batch-predict")
@@ -192,33 +255,29 @@ def batch_predict_command(
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows held in memory at once.")] = 50_000,
 ) -> None:
     """Score a file of any size with the champion, in chunks; invalid rows are quarantined."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     from .serve import batch_predict
 
-    project = _open(config)
+    project = open_project(config)
+    out = console()
     with Progress(
         SpinnerColumn(),
         TextColumn("scoring {task.completed:,} rows"),
         TimeElapsedColumn(),
-        console=console,
+        console=out,
         transient=True,
     ) as progress:
         task = progress.add_task("scoring", total=None)
-        try:
-            result = batch_predict(
-                project,
-                source,
-                output,
-                chunk_rows,
-                on_chunk=lambda rows: progress.advance(task, rows),
-            )
-        except (DataError, ConfigError) as error:
-            _fail(str(error))
-    console.print(
+        result = batch_predict(
+            project, source, output, chunk_rows, on_chunk=lambda rows: progress.advance(task, rows)
+        )
+    out.print(
         f"scored {result.rows_scored:,} of {result.rows_read:,} rows with "
         f"v{result.model_version} into {result.output}"
     )
     if result.quarantine_file:
-        console.print(
+        out.print(
             f"[yellow]{result.rows_quarantined:,} rows quarantined[/yellow] in "
             f"{result.quarantine_file}"
         )
@@ -234,87 +293,82 @@ def monitor_command(
     """Check drift and performance: exit 0 ok, 1 drift, 3 performance drop, 2 error."""
     from .monitor import monitor
 
-    project = _open(config)
-    try:
-        with step("comparing the current window with the training data"):
-            result = monitor(project, source=source)
-    except (ConfigError, DataError) as error:
-        _fail(str(error))
-    table = Table(title=f"monitor: {result.status}")
-    table.add_column("check")
-    table.add_column("value", justify="right")
+    project = open_project(config)
+    with step("comparing the current window with the champion's reference data"):
+        result = monitor(project, source=source)
     drift = result.summary.get("drift", {})
-    table.add_row("rows in window", str(result.summary["current"]["rows"]))
-    table.add_row("drifted feature share", f"{drift.get('drifted_share', float('nan')):.2f}")
+    rows = [
+        ["rows in window", str(result.summary["current"]["rows"])],
+        ["drifted feature share", f"{drift.get('drifted_share', float('nan')):.2f}"],
+    ]
     performance = result.summary.get("performance", {})
     if "current" in performance:
-        table.add_row(
-            f"{performance['metric']} now / at training",
-            f"{performance['current']:.4f} / {performance['training_holdout'] or 0:.4f}",
+        rows.append(
+            [
+                f"{performance['metric']} now / at training",
+                f"{performance['current']:.4f} / {performance['training_holdout'] or 0:.4f}",
+            ]
         )
-    table.add_row("retrain", "yes" if result.retrain else "no")
-    console.print(table)
+    rows.append(["retrain", "yes" if result.retrain else "no"])
+    table(f"monitor: {result.status}", ["check", "value"], rows)
+    out = console()
     for reason in result.reasons:
-        console.print(f"- {reason}")
+        out.print(f"- {reason}")
     if result.report:
-        console.print(f"report: {result.report}")
-    raise typer.Exit(code=result.exit_code)
+        out.print(f"report: {result.report}")
+    finish(result.exit_code)
 
 
 @app.command("retrain")
 def retrain_command(config: ConfigOption = DEFAULT_CONFIG, dry_run: DryRunOption = False) -> None:
     """Ingest, train a challenger, run the gate: exit 0 promoted, 1 rejected, 2 error."""
-    from .retrain import retrain
+    from .loop import retrain
 
-    project = _open(config)
-    try:
-        with step("retraining: ingest, train, gate"):
-            decision = retrain(project, dry_run=dry_run)
-    except Exception as error:  # exit 2, never 1: 1 means "rejected" to CI
-        _fail(f"retraining failed unexpectedly, the champion is unchanged: {error!r}")
-    _report(decision)
+    project = open_project(config)
+    with step("retraining: ingest, train, gate"):
+        decision = retrain(project, dry_run=dry_run)
+    report(decision)
 
 
 @app.command("conventions")
 def conventions_command(
     root: Annotated[Path, typer.Option(help="The project folder.")] = Path(),
 ) -> None:
-    """Check the team's conventions; exit 1 with one sentence per failure."""
+    """Check the team's conventions: exit 0 all pass, 1 with one sentence per failure."""
     from .conventions import check
 
     failures = check(root.resolve())
+    out = console()
     for name, problems in failures.items():
         mark = "[green]ok[/green]" if not problems else "[red]FAIL[/red]"
-        console.print(f"{mark} {name}")
+        out.print(f"{mark} {name}")
         for problem in problems:
-            console.print(f"    {problem}")
-    raise typer.Exit(code=1 if any(failures.values()) else 0)
+            out.print(f"    {problem}")
+    finish(ExitCode.NEGATIVE if any(failures.values()) else ExitCode.OK)
 
 
 @app.command("models")
 def models_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """List registered versions and the aliases that point at them."""
-    from .train.tracking import tracking
+    from .store import Store
 
-    project = _open(config)
-    name = project.config.tracking.registered_model
-    with tracking(project) as client:
-        versions = client.search_model_versions(f"name = '{name}'")
-        aliases = client.get_registered_model(name).aliases if versions else {}
-    table = Table(title=name)
-    for column in ("version", "aliases", "family", "snapshot", "trained at"):
-        table.add_column(column)
-    for version in sorted(versions, key=lambda v: int(v.version)):
-        names = ", ".join(sorted(a for a, v in aliases.items() if str(v) == str(version.version)))
+    store = Store.open(open_project(config))
+    versions, aliases = store.versions(), store.aliases()
+    rows = []
+    for version in versions:
+        number = str(version.version)
+        names = ", ".join(sorted(alias for alias, v in aliases.items() if v == number))
         tags = version.tags
-        table.add_row(
-            str(version.version),
-            names,
-            tags.get("model_family", ""),
-            tags.get("snapshot_id", ""),
-            tags.get("trained_at", ""),
+        rows.append(
+            [
+                number,
+                names,
+                tags.get("model_family", ""),
+                tags.get("snapshot_id", ""),
+                tags.get("trained_at", ""),
+            ]
         )
-    console.print(table)
+    table(store.model_name, ["version", "aliases", "family", "snapshot", "trained at"], rows)
 
 
 @app.command("demo-data")
@@ -331,7 +385,10 @@ def demo_data_command(
 ) -> None:
     """Write the demo data (for the project's task) to a file: to try the file source, or to
     give `monitor --source` a window that has drifted."""
-    task = _open(config).config.train.task
+    from .config import DemoSourceConfig
+    from .data import demo_schema, generate_demo, write_table
+
+    task = open_project(config).config.train.task
     source = DemoSourceConfig(
         rows=rows,
         seed=seed,
@@ -340,23 +397,19 @@ def demo_data_command(
         covariate_shift=covariate_shift,
         concept_shift=concept_shift,
     )
-    try:
-        write_table(generate_demo(source, task), out)
-    except DataError as error:
-        _fail(str(error))
-    console.print(f"wrote {rows} rows to {out}")
+    write_table(generate_demo(source, task), out)
+    console().print(f"wrote {rows} rows to {out}")
     if schema_out:
         demo_schema(task).to_yaml(schema_out)
-        console.print(f"wrote the schema to {schema_out}")
+        console().print(f"wrote the schema to {schema_out}")
 
 
 @app.command("ui")
 def ui_command(config: ConfigOption = DEFAULT_CONFIG, port: int = 5000) -> None:
-    """Open the MLflow UI on the project's store (after fixing paths if the folder moved)."""
-    from .train.tracking import relocate_store
+    """Open the MLflow UI on the project's store (after re-pointing it if the folder moved)."""
+    from .store import Store
 
-    project = _open(config)
-    relocate_store(project)
+    project = Store.open(open_project(config)).project
     command = [
         sys.executable,
         "-m",
@@ -369,4 +422,4 @@ def ui_command(config: ConfigOption = DEFAULT_CONFIG, port: int = 5000) -> None:
         "--port",
         str(port),
     ]
-    raise typer.Exit(subprocess.call(command, cwd=project.root))  # noqa: S603
+    finish(subprocess.call(command, cwd=project.root))  # noqa: S603

@@ -15,28 +15,13 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .errors import ProjectError
+
 Task = Literal["binary_classification", "regression"]
 ModelFamily = Literal["hist_gradient_boosting", "linear", "baseline"]
 
-METRIC_DIRECTIONS: dict[Task, dict[str, Literal["maximize", "minimize"]]] = {
-    "binary_classification": {
-        "roc_auc": "maximize",
-        "average_precision": "maximize",
-        "accuracy": "maximize",
-        "f1": "maximize",
-        "log_loss": "minimize",
-        "brier": "minimize",
-        "calibration_error": "minimize",
-    },
-    "regression": {
-        "rmse": "minimize",
-        "mae": "minimize",
-        "r2": "maximize",
-    },
-}
 
-
-class ConfigError(ValueError):
+class ConfigError(ProjectError, ValueError):
     """A configuration file is missing, unreadable or invalid."""
 
 
@@ -102,17 +87,14 @@ class TrainConfig(Frozen):
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> TrainConfig:
-        known = METRIC_DIRECTIONS[self.task]
-        if self.primary_metric not in known:
+        from .metrics import METRICS  # numpy: imported when a config is read, not on --help
+
+        if self.primary_metric not in METRICS[self.task]:
             raise ValueError(
                 f"primary_metric {self.primary_metric!r} is not a {self.task} metric; "
-                f"choose one of {sorted(known)}"
+                f"choose one of {sorted(METRICS[self.task])}"
             )
         return self
-
-    @property
-    def direction(self) -> Literal["maximize", "minimize"]:
-        return METRIC_DIRECTIONS[self.task][self.primary_metric]
 
 
 class GuardrailsConfig(Frozen):
@@ -202,7 +184,9 @@ class ProjectConfig(Frozen):
 
     @model_validator(mode="after")
     def _promotion_fits_task(self) -> ProjectConfig:
-        known = METRIC_DIRECTIONS[self.train.task]
+        from .metrics import METRICS
+
+        known = METRICS[self.train.task]
         policy = self.promotion
         named = [policy.primary_metric, *policy.guardrails.metrics]
         if unknown := sorted(m for m in named if m is not None and m not in known):
@@ -217,10 +201,6 @@ class ProjectConfig(Frozen):
     @property
     def gate_metric(self) -> str:
         return self.promotion.primary_metric or self.train.primary_metric
-
-    @property
-    def gate_direction(self) -> Literal["maximize", "minimize"]:
-        return METRIC_DIRECTIONS[self.train.task][self.gate_metric]
 
 
 @dataclass(frozen=True)

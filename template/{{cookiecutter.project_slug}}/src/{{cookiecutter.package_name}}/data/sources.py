@@ -7,12 +7,13 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import DemoSourceConfig, FileSourceConfig, Project
+from ..errors import ProjectError
 from ..files import written_whole
 from .demo import demo_schema, generate_demo
 from .schema import DataSchema
 
 
-class DataError(ValueError):
+class DataError(ProjectError, ValueError):
     """Input data cannot be used: missing file, unreadable format, wrong columns, too few rows."""
 
 

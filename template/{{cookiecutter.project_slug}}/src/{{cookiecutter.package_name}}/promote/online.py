@@ -10,13 +10,13 @@ import hashlib
 from datetime import datetime
 from typing import Literal
 
-import mlflow
 import numpy as np
 import pandas as pd
 
 from ..config import OnlineConfig, Project
+from ..metrics import Metric, metric, zero_one_losses
 from ..predictions import PredictionLog
-from ..train.tracking import tracking
+from ..store import Store
 from .record import Decision, Outcome, conclude, new_record
 from .stats import TestResult, required_sample_size_proportions, two_proportion_z, welch_t
 
@@ -32,18 +32,18 @@ def assign_variant(entity_id: str, online: OnlineConfig, salt: str) -> Variant:
     return "challenger" if bucket < online.canary_share else "champion"
 
 
-def _outcomes(rows: pd.DataFrame, task: str) -> np.ndarray:
-    """Per labelled prediction: 1/0 correctness for classifiers, absolute error for regressors."""
-    prediction, label = rows["prediction"].to_numpy(float), rows["label"].to_numpy(float)
-    if task == "binary_classification":
-        return np.asarray((prediction >= 0.5) == (label >= 0.5), dtype=float)
-    return np.asarray(np.abs(prediction - label), dtype=float)
+def _labelled(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return rows["label"].to_numpy(float), rows["prediction"].to_numpy(float)
 
 
-def _test(task: str, champion: np.ndarray, challenger: np.ndarray, *, reverse: bool) -> TestResult:
+def _test(
+    gate_metric: Metric, champion: np.ndarray, challenger: np.ndarray, *, reverse: bool
+) -> TestResult:
+    """On the metric's per-row losses: right/wrong rates by a two-proportion z-test, any other
+    loss by Welch's t (lower is better)."""
     a, b = (challenger, champion) if reverse else (champion, challenger)
-    if task == "binary_classification":
-        return two_proportion_z(int(a.sum()), len(a), int(b.sum()), len(b))
+    if gate_metric.row_loss is zero_one_losses:
+        return two_proportion_z(int(len(a) - a.sum()), len(a), int(len(b) - b.sum()), len(b))
     return welch_t(a, b, lower_is_better=True)
 
 
@@ -53,10 +53,12 @@ def ab_report(project: Project, since: datetime | None = None) -> Decision:
     task = config.train.task
     log = PredictionLog(project.predictions_dir).read(since=since)
     labelled = log[log["label"].notna()]
-    outcomes = {
-        variant: _outcomes(labelled[labelled["variant"] == variant], task)
+    gate_metric = metric(task, config.gate_metric)
+    rows = {
+        variant: _labelled(labelled[labelled["variant"] == variant])
         for variant in ("champion", "challenger")
     }
+    losses = {variant: gate_metric.row_loss(y, p) for variant, (y, p) in rows.items()}
     versions = {
         variant: (log.loc[log["variant"] == variant, "model_version"].mode().tolist() or [None])[0]
         for variant in ("champion", "challenger")
@@ -64,17 +66,16 @@ def ab_report(project: Project, since: datetime | None = None) -> Decision:
     variants = {
         variant: {
             "version": versions[variant],
-            "samples": len(values),
-            "metric": float(values.mean()) if len(values) else float("nan"),
+            "samples": len(y),
+            "metric": gate_metric(y, p) if len(y) else float("nan"),
         }
-        for variant, values in outcomes.items()
+        for variant, (y, p) in rows.items()
     }
-    metric = "accuracy" if task == "binary_classification" else "mean_absolute_error"
     record = new_record(
         project,
         "ab_report",
         mode=online.mode,
-        metric=metric,
+        metric=gate_metric.name,
         data={
             "predictions": len(log),
             "labelled": len(labelled),
@@ -83,11 +84,11 @@ def ab_report(project: Project, since: datetime | None = None) -> Decision:
         variants=variants,
         policy=online.model_dump(mode="json"),
     )
-    smallest = min(len(values) for values in outcomes.values())
+    smallest = min(len(values) for values in losses.values())
     if smallest < online.min_samples_per_variant:
         needed = online.min_samples_per_variant
-        if task == "binary_classification" and len(outcomes["champion"]):
-            base = float(np.clip(outcomes["champion"].mean(), 0.01, 0.99))
+        if gate_metric.row_loss is zero_one_losses and len(losses["champion"]):
+            base = float(np.clip(1 - losses["champion"].mean(), 0.01, 0.99))
             effect = max(config.promotion.min_effect, 0.02)
             needed = max(needed, required_sample_size_proportions(base, effect, online.alpha, 0.8))
         record |= {
@@ -97,8 +98,8 @@ def ab_report(project: Project, since: datetime | None = None) -> Decision:
             f"needs at least {needed} per variant.",
         }
     else:
-        better = _test(task, outcomes["champion"], outcomes["challenger"], reverse=False)
-        worse = _test(task, outcomes["champion"], outcomes["challenger"], reverse=True)
+        better = _test(gate_metric, losses["champion"], losses["challenger"], reverse=False)
+        worse = _test(gate_metric, losses["champion"], losses["challenger"], reverse=True)
         record["test"] = {
             "name": better.test,
             "statistic": better.statistic,
@@ -107,7 +108,7 @@ def ab_report(project: Project, since: datetime | None = None) -> Decision:
             "n": better.n,
         }
         summary = (
-            f"{metric} champion {variants['champion']['metric']:.4f} vs challenger "
+            f"{gate_metric.name} champion {variants['champion']['metric']:.4f} vs challenger "
             f"{variants['challenger']['metric']:.4f}"
         )
         if better.p_value < online.alpha:
@@ -127,5 +128,5 @@ def ab_report(project: Project, since: datetime | None = None) -> Decision:
                 "outcome": Outcome.KEEP_COLLECTING,
                 "reason": f"no significant difference yet ({summary}, p={better.p_value:.3g}).",
             }
-    with tracking(project), mlflow.start_run(run_name="ab-report"):
-        return conclude(project, record)
+    with Store.open(project).run("ab-report") as run:
+        return conclude(project, run, record)

@@ -14,10 +14,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import mlflow
-
+from .. import exit_codes
 from ..config import Project
 from ..files import written_whole
+from ..store import Run, Store
 
 
 class Outcome(StrEnum):
@@ -28,18 +28,9 @@ class Outcome(StrEnum):
     ROLLED_BACK = "rolled_back"
 
     @property
-    def exit_code(self) -> int:
-        """Process exit codes, so CI can act on a decision without parsing anything."""
-        return EXIT_CODES[self]
-
-
-EXIT_CODES = {
-    Outcome.PROMOTED: 0,
-    Outcome.ROLLED_BACK: 0,
-    Outcome.REJECTED: 1,
-    Outcome.ERROR: 2,
-    Outcome.KEEP_COLLECTING: 3,
-}
+    def exit_code(self) -> exit_codes.ExitCode:
+        """So CI can act on a decision without parsing anything."""
+        return exit_codes.exit_code(self.value)
 
 
 def _clean(value: Any) -> Any:
@@ -145,22 +136,27 @@ class Decision:
     record: dict[str, Any]
 
 
-def conclude(project: Project, record: dict[str, Any]) -> Decision:
-    """Write the record to reports/ and to the active MLflow run."""
+def conclude(project: Project, run: Run, record: dict[str, Any]) -> Decision:
+    """Write the record to reports/ and to the decision's MLflow run."""
     path = write_record(project.reports_dir / "promotion", record)
-    mlflow.log_artifact(str(path), "decision")
-    mlflow.log_artifact(str(path.with_suffix(".md")), "decision")
-    mlflow.set_tags({"stage": record["kind"], "outcome": str(record["outcome"])})
+    run.log_artifact(path, "decision")
+    run.log_artifact(path.with_suffix(".md"), "decision")
+    run.set_tags({"stage": record["kind"], "outcome": str(record["outcome"])})
+    figures: dict[str, float] = {}
     if primary := record.get("primary"):
-        mlflow.log_metrics(
-            {
-                f"{role}_{primary['metric']}": primary[role]
-                for role in ("champion", "challenger")
-                if math.isfinite(primary[role])
-            }
-        )
+        figures |= {
+            f"{role}_{primary['metric']}": primary[role] for role in ("champion", "challenger")
+        }
     if test := record.get("test"):
-        mlflow.log_metric("p_value", test["p_value"])
+        figures["p_value"] = test["p_value"]
+    run.log_metrics(figures)
     return Decision(
         outcome=Outcome(record["outcome"]), reason=record["reason"], record_path=path, record=record
     )
+
+
+def record_decision(project: Project, kind: str, outcome: Outcome, reason: str) -> Decision:
+    """A decision made outside the gate (a retrain stopped early, say), recorded like the gate's."""
+    record = new_record(project, kind, outcome=outcome, reason=reason)
+    with Store.open(project).run(kind) as run:
+        return conclude(project, run, record)

@@ -19,15 +19,12 @@ import numpy as np
 from scipy import stats
 
 from ..config import Task
+from ..metrics import Metric, decisions
 
 TestName = Literal["paired_bootstrap", "paired_t", "wilcoxon", "mcnemar"]
 OnlineTestName = Literal["two_proportion_z", "welch_t"]
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
-CountForm = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
-LOG_LOSS_CLIP = 1e-7
-DECISION_THRESHOLD = 0.5
-CALIBRATION_BINS = 10
 # Resampled rows held in memory at once: 2M float64 draw counts is about 16 MB.
 CELLS_PER_CHUNK = 2_000_000
 
@@ -50,59 +47,6 @@ class TestResult:
     detail: dict[str, float]
 
 
-@dataclass(frozen=True)
-class HoldoutMetric:
-    """A metric as `compute_metrics` defines it, able to score many bootstrap resamples at once.
-
-    Drawing rows with replacement is the same as weighting each row by how often it was drawn, so
-    a matrix of draw counts scores hundreds of resamples with a few matrix products, where calling
-    scikit-learn per resample spends most of its time validating input (about 10 s for 2000
-    resamples of 5000 rows with roc_auc, against a fraction of a second here).
-    """
-
-    task: Task
-    name: str
-
-    def __post_init__(self) -> None:
-        known = _COUNT_FORMS[self.task]
-        if self.name not in known:
-            raise ValueError(
-                f"{self.name!r} is not a {self.task} metric; choose one of {sorted(known)}"
-            )
-
-    def __call__(self, y_true: np.ndarray, scores: np.ndarray) -> float:
-        return float(self.on_counts(y_true, scores, np.ones((1, len(y_true))))[0])
-
-    def on_counts(self, y_true: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """The metric for each resample; row i of `counts` says how often resample i drew each row.
-
-        NaN where the metric is undefined on a resample (e.g. roc_auc with one class only).
-        """
-        y = np.asarray(y_true, dtype=float)
-        return _COUNT_FORMS[self.task][self.name](y, np.asarray(scores, dtype=float), counts)
-
-
-def per_example_losses(
-    task: Task, y_true: np.ndarray, scores: np.ndarray, metric: str
-) -> np.ndarray:
-    """Per-row losses whose mean moves with the metric, for the paired t and Wilcoxon tests.
-
-    Rank metrics (roc_auc, average_precision) have no per-row form, so classification falls back to
-    log loss, the proper scoring rule behind the probabilities; only the thresholded metrics use
-    0/1 error. r2 is a rescaled mean squared error, so it shares squared error with rmse.
-    """
-    known = _COUNT_FORMS[task]
-    if metric not in known:
-        raise ValueError(f"{metric!r} is not a {task} metric; choose one of {sorted(known)}")
-    y, predicted = _paired_arrays(y_true, scores)
-    if task == "regression":
-        error = predicted - y
-        return np.asarray(np.abs(error) if metric == "mae" else error**2, dtype=float)
-    if metric in ("accuracy", "f1"):
-        return np.asarray(_decisions(predicted) != (y == 1), dtype=float)
-    return _log_losses(y, predicted)
-
-
 def paired_bootstrap(
     metric_fn: MetricFn,
     y_true: np.ndarray,
@@ -117,9 +61,9 @@ def paired_bootstrap(
     """Resample the holdout rows and count how often the challenger fails to improve the metric.
 
     Both models are scored on the same drawn rows, so the spread reflects only how their difference
-    varies. Works for any metric, including rank metrics no per-row loss can express. Pass a
-    `HoldoutMetric` to score whole batches of resamples at once; any other callable is called once
-    per resample and model and should return NaN where the metric is undefined.
+    varies. Works for any metric, including rank metrics no per-row loss can express. A project
+    `Metric` scores whole batches of resamples at once from draw counts; any other callable is
+    called once per resample and model and should return NaN where the metric is undefined.
     """
     _check_alpha(alpha)
     if resamples < 1:
@@ -248,9 +192,7 @@ def run_test(
     test: TestName,
     *,
     task: Task,
-    metric: str,
-    metric_fn: MetricFn,
-    maximize: bool,
+    metric: Metric,
     y_true: np.ndarray,
     champion_scores: np.ndarray,
     challenger_scores: np.ndarray,
@@ -260,33 +202,31 @@ def run_test(
 ) -> TestResult:
     """The named test on both models' holdout scores: the gate's single entry point.
 
-    The bootstrap scores one of the project's metrics with its `HoldoutMetric` form, which gives
-    the same values as `compute_metrics` thousands of times faster; `metric_fn` is used only for
-    a metric outside that set. The t and Wilcoxon tests compare `per_example_losses`.
+    The bootstrap resamples the metric itself; the t and Wilcoxon tests compare the metric's
+    per-row losses; McNemar compares right and wrong decisions.
     """
     if test == "paired_bootstrap":
-        scorer = HoldoutMetric(task, metric) if metric in _COUNT_FORMS[task] else metric_fn
         return paired_bootstrap(
-            scorer,
+            metric,
             y_true,
             champion_scores,
             challenger_scores,
-            maximize=maximize,
+            maximize=metric.maximize,
             alpha=alpha,
             resamples=resamples,
             seed=seed,
         )
+    y, champion, challenger = _paired_arrays(y_true, champion_scores, challenger_scores)
     if test == "mcnemar":
         if task != "binary_classification":
             raise ValueError(
                 "mcnemar compares right and wrong decisions, so it needs a binary_classification "
                 "task; use paired_bootstrap, paired_t or wilcoxon for regression"
             )
-        y, champion, challenger = _paired_arrays(y_true, champion_scores, challenger_scores)
-        return mcnemar(_decisions(champion) == (y == 1), _decisions(challenger) == (y == 1))
+        return mcnemar(decisions(champion) == (y == 1), decisions(challenger) == (y == 1))
     if test in ("paired_t", "wilcoxon"):
-        champion_losses = per_example_losses(task, y_true, champion_scores, metric)
-        challenger_losses = per_example_losses(task, y_true, challenger_scores, metric)
+        champion_losses = metric.row_loss(y, champion)
+        challenger_losses = metric.row_loss(y, challenger)
         if test == "paired_t":
             return paired_t(champion_losses, challenger_losses, alpha=alpha)
         return wilcoxon(champion_losses, challenger_losses)
@@ -382,7 +322,7 @@ def _resampled_values(
     champion: np.ndarray,
     rows: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(metric_fn, HoldoutMetric):
+    if isinstance(metric_fn, Metric):
         drawn, size = rows.shape
         flat = (rows + size * np.arange(drawn)[:, None]).ravel()
         counts = np.bincount(flat, minlength=drawn * size).reshape(drawn, size).astype(float)
@@ -427,130 +367,3 @@ def _evidence(p_value: float) -> float:
 def _without_spread(values: np.ndarray) -> bool:
     """Constant up to rounding: a spread of 1e-17 on values of 0.1 is noise, not a variance."""
     return len(values) < 2 or float(values.std()) <= 1e-9 * float(np.abs(values).max())
-
-
-def _decisions(scores: np.ndarray) -> np.ndarray:
-    return np.asarray(scores) >= DECISION_THRESHOLD
-
-
-def _log_losses(y: np.ndarray, probability: np.ndarray) -> np.ndarray:
-    clipped = np.clip(probability, LOG_LOSS_CLIP, 1 - LOG_LOSS_CLIP)
-    return np.asarray(-(y * np.log(clipped) + (1 - y) * np.log1p(-clipped)), dtype=float)
-
-
-def _ratio(numerator: np.ndarray, denominator: np.ndarray, undefined: float) -> np.ndarray:
-    quotient = np.full(np.shape(numerator), undefined, dtype=float)
-    np.divide(numerator, denominator, out=quotient, where=denominator > 0)
-    return quotient
-
-
-def _mean_on_counts(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    return np.asarray(counts @ values / counts.sum(axis=1), dtype=float)
-
-
-def _tie_groups(ordered_scores: np.ndarray) -> np.ndarray:
-    """Start of each run of equal scores: tied rows share one threshold, as in scikit-learn."""
-    return np.flatnonzero(np.r_[True, ordered_scores[1:] != ordered_scores[:-1]])
-
-
-def _class_counts_by_score(
-    y: np.ndarray, scores: np.ndarray, counts: np.ndarray, *, descending: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Drawn positives and negatives at each distinct score, in score order, per resample."""
-    order = np.argsort(-scores if descending else scores, kind="stable")
-    starts = _tie_groups(scores[order])
-    drawn = counts[:, order]
-    positive = y[order] == 1
-    return (
-        np.add.reduceat(drawn * positive, starts, axis=1),
-        np.add.reduceat(drawn * ~positive, starts, axis=1),
-    )
-
-
-def _roc_auc_on_counts(y: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Share of (positive, negative) pairs ranked correctly, ties counting half (Mann-Whitney)."""
-    positives, negatives = _class_counts_by_score(y, scores, counts, descending=False)
-    negatives_below = np.cumsum(negatives, axis=1) - negatives
-    correct_pairs = (positives * (negatives_below + 0.5 * negatives)).sum(axis=1)
-    return _ratio(correct_pairs, positives.sum(axis=1) * negatives.sum(axis=1), math.nan)
-
-
-def _average_precision_on_counts(
-    y: np.ndarray, scores: np.ndarray, counts: np.ndarray
-) -> np.ndarray:
-    """Precision at each threshold weighted by the recall it adds, as scikit-learn defines it."""
-    positives, negatives = _class_counts_by_score(y, scores, counts, descending=True)
-    true_positives = np.cumsum(positives, axis=1)
-    precision = _ratio(true_positives, true_positives + np.cumsum(negatives, axis=1), 0.0)
-    total_positives = true_positives[:, -1]
-    precision_sum = (positives * precision).sum(axis=1)
-    both_classes = (total_positives > 0) & (negatives.sum(axis=1) > 0)
-    return _ratio(precision_sum, np.where(both_classes, total_positives, 0.0), math.nan)
-
-
-def _log_loss_on_counts(y: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    return _mean_on_counts(_log_losses(y, scores), counts)
-
-
-def _brier_on_counts(y: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    return _mean_on_counts((scores - y) ** 2, counts)
-
-
-def _accuracy_on_counts(y: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    return _mean_on_counts((_decisions(scores) == (y == 1)).astype(float), counts)
-
-
-def _f1_on_counts(y: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    flagged, positive = _decisions(scores), y == 1
-    true_positives = counts @ (flagged & positive).astype(float)
-    misses = counts @ (flagged != positive).astype(float)
-    return _ratio(2 * true_positives, 2 * true_positives + misses, 0.0)
-
-
-def _calibration_error_on_counts(
-    y: np.ndarray, scores: np.ndarray, counts: np.ndarray
-) -> np.ndarray:
-    """Bin weight times |mean score - observed rate| summed over bins = sum of |bin gap| / rows."""
-    edges = np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)
-    which = np.clip(np.digitize(scores, edges[1:-1]), 0, CALIBRATION_BINS - 1)
-    gap_by_bin = np.zeros((len(y), CALIBRATION_BINS))
-    gap_by_bin[np.arange(len(y)), which] = scores - y
-    return np.asarray(np.abs(counts @ gap_by_bin).sum(axis=1) / counts.sum(axis=1), dtype=float)
-
-
-def _rmse_on_counts(y: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    return np.asarray(np.sqrt(_mean_on_counts((scores - y) ** 2, counts)), dtype=float)
-
-
-def _mae_on_counts(y: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    return _mean_on_counts(np.abs(scores - y), counts)
-
-
-def _r2_on_counts(y: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """1 - SSE / SST; a constant target scores 1 if predicted exactly, else 0 (scikit-learn)."""
-    rows = counts.sum(axis=1)
-    centred = y - y.mean()  # keeps the variance below free of cancellation
-    squared_error = counts @ (scores - y) ** 2
-    total = counts @ centred**2 - (counts @ centred) ** 2 / rows
-    constant_target = np.where(squared_error == 0, 1.0, 0.0)
-    explained = 1 - _ratio(squared_error, total, math.nan)
-    r2 = np.where(total > 0, explained, constant_target)
-    return np.where(rows > 1, r2, math.nan)
-
-
-_COUNT_FORMS: dict[Task, dict[str, CountForm]] = {
-    "binary_classification": {
-        "roc_auc": _roc_auc_on_counts,
-        "average_precision": _average_precision_on_counts,
-        "log_loss": _log_loss_on_counts,
-        "brier": _brier_on_counts,
-        "accuracy": _accuracy_on_counts,
-        "f1": _f1_on_counts,
-        "calibration_error": _calibration_error_on_counts,
-    },
-    "regression": {
-        "rmse": _rmse_on_counts,
-        "mae": _mae_on_counts,
-        "r2": _r2_on_counts,
-    },
-}

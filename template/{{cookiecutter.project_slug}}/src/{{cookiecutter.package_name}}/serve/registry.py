@@ -1,9 +1,11 @@
-"""The models the service holds, and how they are swapped when an alias moves.
+"""The models the service holds, and how they follow the registry's aliases.
 
-A request reads `self.models` once and uses what it got: swapping assigns a new mapping, so a
-request in flight finishes on the model it started with and none is dropped. When the registry
-is unreachable or a new version fails to load, the service keeps the models it has and says
-why in `/ready`.
+The store is opened once, on the first poll that can open it, and every later poll reads the
+aliases through that same store: a moved project is re-pointed once, not on every poll.
+
+A request reads `models` once and uses what it got: a swap assigns a new mapping, so a request
+in flight finishes on the model it started with and none is dropped. When the registry is
+unreachable or a new version fails to load, the service keeps the models it has and says why.
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 
 from ..config import Project
-from ..train.tracking import CHALLENGER, CHAMPION, alias_version, load_version, project_client
+from ..store import CHALLENGER, CHAMPION, Store
 
 log = logging.getLogger(__name__)
+MAX_ERROR_CHARS = 2_000
 
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A registered version in memory, with the lineage `/metadata` reports."""
+
     alias: str
     version: str
     model: Any
@@ -30,62 +35,90 @@ class LoadedModel:
     train_sha256: str | None
     trained_at: str | None
 
+    @classmethod
+    def of(cls, alias: str, version: ModelVersion, model: Any) -> LoadedModel:
+        return cls(
+            alias=alias,
+            version=str(version.version),
+            model=model,
+            snapshot_id=version.tags.get("snapshot_id"),
+            train_sha256=version.tags.get("train_sha256"),
+            trained_at=version.tags.get("trained_at"),
+        )
 
-class ModelRegistry:
-    """Follows the `champion` alias (and `challenger` when an online experiment runs)."""
+    def lineage(self) -> dict[str, str | None]:
+        return {
+            "version": self.version,
+            "alias": self.alias,
+            "snapshot_id": self.snapshot_id,
+            "data_sha256": self.train_sha256,
+            "trained_at": self.trained_at,
+        }
+
+
+class ServedModels:
+    """Follows `champion` (and `challenger` while an online experiment runs) on one store."""
 
     def __init__(self, project: Project) -> None:
         self.project = project
+        online = project.config.promotion.online.mode != "off"
+        self.aliases = (CHAMPION, CHALLENGER) if online else (CHAMPION,)
+        self.store: Store | None = None
         self.models: dict[str, LoadedModel] = {}
         self.last_error: str | None = None
         self.last_checked: datetime | None = None
 
-    @property
-    def aliases(self) -> tuple[str, ...]:
-        online = self.project.config.promotion.online.mode != "off"
-        return (CHAMPION, CHALLENGER) if online else (CHAMPION,)
+    def _opened_store(self) -> Store:
+        if self.store is None:
+            self.store = Store.open(self.project)
+        return self.store
 
-    def _follow(self, client: MlflowClient, alias: str, models: dict[str, LoadedModel]) -> None:
+    def _follow(self, store: Store, alias: str, models: dict[str, LoadedModel]) -> None:
         """Point `models[alias]` at what the alias names now, loading only what is new."""
-        name = self.project.config.tracking.registered_model
-        version = alias_version(client, name, alias)
+        version = store.alias_version(alias)
         if version is None:
             models.pop(alias, None)
             return
         held = models.get(alias)
         if held and held.version == str(version.version):
             return
-        models[alias] = LoadedModel(
-            alias=alias,
-            version=str(version.version),
-            model=load_version(client, name, str(version.version)),
-            snapshot_id=version.tags.get("snapshot_id"),
-            train_sha256=version.tags.get("train_sha256"),
-            trained_at=version.tags.get("trained_at"),
-        )
-        log.info("loaded %s v%s as %s", name, version.version, alias)
+        models[alias] = LoadedModel.of(alias, version, store.load_version(str(version.version)))
+        log.info("loaded %s v%s as %s", store.model_name, version.version, alias)
 
     def refresh(self) -> bool:
         """Load whatever the aliases point at now; returns True when a model changed. Blocking."""
         models, errors = dict(self.models), []
         try:
-            client = project_client(self.project)
+            store = self._opened_store()
+        except Exception as error:  # the store cannot be opened yet: the next poll tries again
+            errors.append(f"registry: {type(error).__name__}: {error}")
+        else:
             for alias in self.aliases:
                 try:
-                    self._follow(client, alias, models)
+                    self._follow(store, alias, models)
                 except Exception as error:  # any failure keeps the model already in service
                     errors.append(f"{alias}: {type(error).__name__}: {error}")
-        except Exception as error:  # the store itself cannot be opened
-            errors.append(f"registry: {type(error).__name__}: {error}")
         challenger, champion = models.get(CHALLENGER), models.get(CHAMPION)
         if challenger and champion and challenger.version == champion.version:
             models.pop(CHALLENGER)
-        changed = {a: m.version for a, m in models.items()} != {
-            a: m.version for a, m in self.models.items()
-        }
+        changed = _versions(models) != _versions(self.models)
         self.models = models
-        self.last_error = "; ".join(errors)[:2_000] or None
+        self.last_error = "; ".join(errors)[:MAX_ERROR_CHARS] or None
         self.last_checked = datetime.now(UTC)
         if self.last_error:
             log.warning("keeping the models in service: %s", self.last_error)
         return changed
+
+    def readiness(self) -> dict[str, Any]:
+        """What `/ready` answers: ready once a champion is loaded, and the last poll's error."""
+        models = self.models
+        return {
+            "ready": CHAMPION in models,
+            "models": _versions(models),
+            "registry_error": self.last_error,
+            "last_checked": self.last_checked.isoformat() if self.last_checked else None,
+        }
+
+
+def _versions(models: dict[str, LoadedModel]) -> dict[str, str]:
+    return {alias: model.version for alias, model in models.items()}

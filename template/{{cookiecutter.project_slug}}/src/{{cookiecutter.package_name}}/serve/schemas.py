@@ -6,11 +6,14 @@ so a request the model could not have been trained on is refused with a 422 nami
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from types import GenericAlias
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from ..data import ColumnSpec, DataSchema
+from ..metrics import DECISION_THRESHOLD
 
 
 def _a_number(value: Any) -> Any:
@@ -55,10 +58,12 @@ def request_row_model(schema: DataSchema) -> type[BaseModel]:
 
 
 def batch_request_model(row: type[BaseModel], max_rows: int) -> type[BaseModel]:
+    # list[row], spelt so that a type checker accepts a class only built at run time.
+    rows: Any = GenericAlias(list, row)
     return create_model(
         "BatchPredictionRequest",
         __config__=ConfigDict(extra="forbid"),
-        rows=(list[row], Field(min_length=1, max_length=max_rows)),  # type: ignore[valid-type]
+        rows=(rows, Field(min_length=1, max_length=max_rows)),
     )
 
 
@@ -67,7 +72,9 @@ class Prediction(BaseModel):
     variant: Literal["champion", "challenger"]
     model_version: str
     prediction: float = Field(description="probability of the positive class, or the value")
-    label: int | None = Field(default=None, description="classifiers: prediction >= 0.5")
+    label: int | None = Field(
+        default=None, description=f"classifiers: prediction >= {DECISION_THRESHOLD}"
+    )
 
 
 class BatchPrediction(BaseModel):
@@ -82,6 +89,24 @@ def feedback_model(target: ColumnSpec) -> type[BaseModel]:
         prediction_id=(str, Field(min_length=1, max_length=64)),
         label=(_number(target), Field(description=target.description)),
     )
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    """The three request bodies, built once per app from the project's data schema."""
+
+    row: type[BaseModel]
+    batch: type[BaseModel]
+    feedback: type[BaseModel]
+
+    @classmethod
+    def for_schema(cls, schema: DataSchema, max_batch_rows: int) -> RequestModels:
+        row = request_row_model(schema)
+        return cls(
+            row=row,
+            batch=batch_request_model(row, max_batch_rows),
+            feedback=feedback_model(schema.target),
+        )
 
 
 class ErrorDetail(BaseModel):

@@ -6,14 +6,10 @@ except the gate, and only when it passes. Every run ends in a decision record.
 
 from __future__ import annotations
 
-import mlflow
-
 from .config import ConfigError, Project
 from .data import DataError, ingest
-from .promote import promote
-from .promote.record import Decision, Outcome, conclude, new_record
+from .promote import Decision, Outcome, promote, record_decision
 from .train import TrainingError, train
-from .train.tracking import tracking
 
 
 def retrain(project: Project, *, dry_run: bool = False) -> Decision:
@@ -25,12 +21,6 @@ def retrain(project: Project, *, dry_run: bool = False) -> Decision:
         train(project)
     except (ConfigError, DataError, TrainingError) as error:
         outcome = Outcome.REJECTED if isinstance(error, TrainingError) else Outcome.ERROR
-        record = new_record(
-            project,
-            "retrain",
-            outcome=outcome,
-            reason=f"retraining stopped at {step}, the champion is unchanged: {error}",
-        )
-        with tracking(project), mlflow.start_run(run_name="retrain"):
-            return conclude(project, record)
+        reason = f"retraining stopped at {step}, the champion is unchanged: {error}"
+        return record_decision(project, "retrain", outcome, reason)
     return promote(project, dry_run=dry_run)

@@ -1,0 +1,142 @@
+"""The checks a window of live data goes through: drift (Evidently), data quality, performance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.metrics import ValueDrift
+from evidently.presets import DataDriftPreset, DataSummaryPreset
+
+from ..config import Project
+from ..data import DataSchema
+from ..metrics import metric
+
+PREDICTION, LABEL = "prediction", "label"
+BOOTSTRAP_RESAMPLES = 200
+
+
+def quality(
+    project: Project, schema: DataSchema, reference: pd.DataFrame, current: pd.DataFrame
+) -> tuple[dict[str, Any], list[str]]:
+    """Missing values and out-of-range numbers, compared with the training data."""
+    policy, checks, reasons = project.config.monitor, {}, []
+    for name in schema.feature_columns:
+        missing_ref, missing_cur = (
+            float(reference[name].isna().mean()),
+            float(current[name].isna().mean()),
+        )
+        entry: dict[str, Any] = {"missing_reference": missing_ref, "missing_current": missing_cur}
+        if missing_cur - missing_ref > policy.max_missing_increase:
+            reasons.append(
+                f"{name}: missing share rose from {missing_ref:.1%} to {missing_cur:.1%}"
+            )
+        if name in schema.numeric_features and current[name].notna().any():
+            low, high = reference[name].min(), reference[name].max()
+            values = current[name].dropna()
+            outside = float(((values < low) | (values > high)).mean())
+            entry |= {"reference_range": [float(low), float(high)], "out_of_range_share": outside}
+            if outside > policy.max_out_of_range_share:
+                reasons.append(f"{name}: {outside:.1%} of values outside the training range")
+        checks[name] = entry
+    return checks, reasons
+
+
+def drift(
+    project: Project, schema: DataSchema, reference: pd.DataFrame, current: pd.DataFrame
+) -> tuple[Any, dict[str, Any], list[str]]:
+    """The Evidently report, its numbers, and the reasons it gives for drift."""
+    policy = project.config.monitor
+    definition = DataDefinition(
+        numerical_columns=[*schema.numeric_features, PREDICTION],
+        categorical_columns=schema.categorical_features,
+    )
+    columns = [*schema.feature_columns, PREDICTION]
+    report = Report(
+        [
+            DataDriftPreset(
+                columns=schema.feature_columns,
+                drift_share=policy.drift_share,
+                method=policy.method,
+                threshold=policy.threshold,
+            ),
+            ValueDrift(column=PREDICTION, method=policy.method, threshold=policy.threshold),
+            DataSummaryPreset(columns=columns),
+        ],
+        include_tests=True,
+    )
+    snapshot = report.run(
+        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+    )
+    body = snapshot.dict()
+    share, per_column = 0.0, {}
+    for result in body["metrics"]:
+        config = result["config"]
+        if config["type"].endswith("DriftedColumnsCount"):
+            share = float(result["value"]["share"])
+        elif config["type"].endswith(":ValueDrift"):
+            per_column[config["column"]] = {
+                "score": float(result["value"]),
+                "method": config["method"],
+                "threshold": config["threshold"],
+            }
+    for test in body["tests"]:
+        params = test.get("metric_config", {}).get("params", {})
+        column = params.get("column")
+        if str(params.get("type", "")).endswith(":ValueDrift") and column in per_column:
+            per_column[column]["drifted"] = test["status"] == "FAIL"
+    reasons = []
+    if share >= policy.drift_share:
+        drifted = sorted(c for c in schema.feature_columns if per_column.get(c, {}).get("drifted"))
+        reasons.append(f"{share:.0%} of feature columns drifted ({', '.join(drifted)})")
+    if per_column.get(PREDICTION, {}).get("drifted"):
+        reasons.append("the distribution of predictions drifted")
+    return snapshot, {"drifted_share": share, "columns": per_column}, reasons
+
+
+def performance(
+    project: Project, trained: float | None, current: pd.DataFrame
+) -> tuple[dict[str, Any], list[str]]:
+    """The primary metric on labelled rows, overall and by day, against the training holdout."""
+    config = project.config
+    metric_name, task = config.train.primary_metric, config.train.task
+    if LABEL not in current or current[LABEL].notna().sum() < config.monitor.min_window_rows:
+        labelled = int(current[LABEL].notna().sum()) if LABEL in current else 0
+        return {"labelled_rows": labelled, "status": "not enough labels yet"}, []
+    rows = current[current[LABEL].notna()]
+    score = metric(task, metric_name)
+    value = score(rows[LABEL].to_numpy(float), rows[PREDICTION].to_numpy(float))
+    by_day = {}
+    if "ts" in rows:
+        for day, group in rows.groupby(pd.to_datetime(rows["ts"], utc=True).dt.date):
+            by_day[str(day)] = {
+                "rows": len(group),
+                metric_name: score(group[LABEL].to_numpy(float), group[PREDICTION].to_numpy(float)),
+            }
+    result = {
+        "labelled_rows": len(rows),
+        "metric": metric_name,
+        "current": value,
+        "training_holdout": trained,
+        "by_day": by_day,
+    }
+    if trained is None or not np.isfinite(value):
+        return result, []
+    maximize = score.maximize
+    # A window's metric is noisy (an RMSE over heavy-tailed targets easily moves by 20%), so a
+    # drop counts only when even the window's most favourable plausible value (a one-sided 95%
+    # bootstrap bound) is worse than training by more than the relative threshold.
+    truth, scores = rows[LABEL].to_numpy(float), rows[PREDICTION].to_numpy(float)
+    draws = np.random.default_rng(0).integers(0, len(rows), (BOOTSTRAP_RESAMPLES, len(rows)))
+    resampled = [score(truth[i], scores[i]) for i in draws]
+    bound = float(np.nanquantile(resampled, 0.95 if maximize else 0.05))
+    scale = max(abs(trained), 1e-12)
+    drop = (trained - value if maximize else value - trained) / scale
+    confident_drop = (trained - bound if maximize else bound - trained) / scale
+    result |= {"relative_drop": drop, "favourable_bound": bound, "confident_drop": confident_drop}
+    if confident_drop > config.monitor.performance_drop:
+        return result, [f"{metric_name} fell from {trained:.4f} at training to {value:.4f}"]
+    return result, []

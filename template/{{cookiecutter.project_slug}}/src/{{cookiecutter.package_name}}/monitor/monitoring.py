@@ -1,0 +1,165 @@
+"""Is the live data still the data the champion learned from, and is the champion as good?
+
+`monitor(project)` compares the current window (the prediction log, or
+a named file) with the champion's training snapshot using Evidently, checks missing values and
+ranges, measures performance where labels have arrived, and writes a `retrain` flag for CI.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from .. import exit_codes
+from ..config import Project
+from ..data import DataSchema, read_snapshot, read_table, validate
+from ..features import model_input
+from ..metrics import predict_scores
+from ..predictions import PredictionLog
+from ..store import Store
+from .checks import LABEL, PREDICTION, drift, performance, quality
+
+Status = Literal["ok", "insufficient_data", "drift", "performance_drop"]
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    status: Status
+    retrain: bool
+    reasons: list[str]
+    summary: dict[str, Any]
+    report: Path | None
+    flag: Path
+
+    @property
+    def exit_code(self) -> exit_codes.ExitCode:
+        """So CI can branch on the status without reading the report."""
+        return exit_codes.exit_code(self.status)
+
+
+def _current(
+    project: Project, schema: DataSchema, model: Any, source: Path | None, now: datetime
+) -> tuple[pd.DataFrame, str]:
+    """Features, prediction and (where known) label of the window under watch."""
+    task = project.config.train.task
+    if source is not None:
+        raw = read_table(source)
+        result = validate(raw, schema, now=now, scoring=schema.target.name not in raw.columns)
+        frame = result.valid
+        current = model_input(frame, schema)
+        current[PREDICTION] = predict_scores(model, current, task)
+        if schema.target.name in frame.columns:
+            current[LABEL] = frame[schema.target.name].to_numpy(float)
+        if schema.timestamp_column in frame.columns:
+            current["ts"] = frame[schema.timestamp_column].to_numpy()
+        return current, f"file {source} ({len(raw)} rows, {len(result.quarantined)} quarantined)"
+    since = now - timedelta(days=project.config.monitor.window_days)
+    log = PredictionLog(project.predictions_dir).read(since=since, until=now)
+    log = log[log["served"]].reset_index(drop=True)
+    if log.empty:
+        return pd.DataFrame(
+            columns=[*schema.feature_columns, PREDICTION]
+        ), f"prediction log since {since:%Y-%m-%d}"
+    current = model_input(PredictionLog.features_frame(log), schema)
+    current[PREDICTION] = log["prediction"].to_numpy(float)
+    current[LABEL] = log["label"].to_numpy(float)
+    current["ts"] = log["ts"].to_numpy()
+    return current, f"prediction log since {since:%Y-%m-%d} ({len(log)} served predictions)"
+
+
+def monitor(
+    project: Project, source: Path | None = None, now: datetime | None = None
+) -> MonitorResult:
+    """Compare the current window with the champion's training data; write report and flag."""
+    now = now or datetime.now(UTC)
+    config = project.config
+    store = Store.open(project)
+    name = store.model_name
+    champion, model = store.load_champion()
+    snapshot = read_snapshot(project.snapshots_dir, champion.tags.get("snapshot_id"))
+    schema = snapshot.schema
+    # The rows the fit never saw: on its own training rows a model's predictions are sharper than
+    # anywhere else, which would read as prediction drift on perfectly ordinary data.
+    unseen = pd.concat([snapshot.validation, snapshot.holdout], ignore_index=True)
+    reference = model_input(unseen, schema)
+    reference[PREDICTION] = predict_scores(model, reference, config.train.task)
+    current, window = _current(project, schema, model, source, now)
+
+    directory = project.reports_dir / "monitor"
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    summary: dict[str, Any] = {
+        "checked_at": now.isoformat(),
+        "model": name,
+        "champion_version": str(champion.version),
+        "reference": {"snapshot_id": snapshot.snapshot_id, "rows": len(reference)},
+        "current": {"source": window, "rows": len(current)},
+        "policy": config.monitor.model_dump(),
+    }
+    report_path: Path | None = None
+    reasons: dict[str, list[str]] = {"drift": [], "quality": [], "performance": []}
+    if len(current) < config.monitor.min_window_rows:
+        status: Status = "insufficient_data"
+        reasons["drift"].append(
+            f"only {len(current)} rows in the window, "
+            f"below the minimum {config.monitor.min_window_rows}"
+        )
+    else:
+        snap, summary["drift"], reasons["drift"] = drift(project, schema, reference, current)
+        summary["quality"], reasons["quality"] = quality(project, schema, reference, current)
+        trained = champion.tags.get(f"holdout_{config.train.primary_metric}")
+        summary["performance"], reasons["performance"] = performance(
+            project, float(trained) if trained else None, current
+        )
+        report_path = directory / f"{stamp}.html"
+        snap.save_html(str(report_path))
+        status = (
+            "performance_drop"
+            if reasons["performance"]
+            else "drift"
+            if reasons["drift"] or reasons["quality"]
+            else "ok"
+        )
+    retrain = status in {"drift", "performance_drop"}
+    all_reasons = [r for group in reasons.values() for r in group]
+    summary |= {
+        "status": status,
+        "retrain": retrain,
+        "reasons": all_reasons,
+        "report": report_path.name if report_path else None,
+    }
+    summary_path = directory / f"{stamp}.json"
+    summary_path.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    flag = project.reports_dir / "retrain.json"
+    flag.write_text(
+        json.dumps(
+            {
+                "retrain": retrain,
+                "status": status,
+                "reasons": all_reasons,
+                "summary": str(summary_path.relative_to(project.root)),
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    with store.run("monitor") as run:
+        run.set_tags({"stage": "monitor", "status": status, "champion": str(champion.version)})
+        if "drift" in summary:
+            run.log_metrics({"drifted_share": summary["drift"]["drifted_share"]})
+        run.log_artifact(summary_path, "monitor")
+        if report_path:
+            run.log_artifact(report_path, "monitor")
+    return MonitorResult(
+        status=status,
+        retrain=retrain,
+        reasons=all_reasons,
+        summary=summary,
+        report=report_path,
+        flag=flag,
+    )

@@ -1,0 +1,180 @@
+"""The promotion gate's rule, whole, in one pure function: evidence and policy in, verdict out.
+
+Every reason a challenger can or cannot replace the champion lives here, in the order it is
+applied, so the rule can be read (and changed) in one place and tested without MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import ProjectConfig
+from ..metrics import metric
+from .record import Outcome
+from .stats import TestResult
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Champion and challenger scored on the same holdout rows. Keys of the role dictionaries
+    are "champion" and "challenger"."""
+
+    metrics: dict[str, dict[str, float]]
+    latency_ms_per_row: dict[str, float]
+    slices: dict[str, dict[str, dict[str, float]]]  # role -> slice value -> rows and metrics
+    test: TestResult
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the gate knows. Versions are None when the alias is not set; `lineage_known` is
+    False when the challenger does not say which snapshot it trained on."""
+
+    model: str
+    challenger: str | None
+    champion: str | None
+    snapshot_id: str = ""
+    holdout_rows: int = 0
+    holdout_overlap: int = 0  # holdout rows not later than the challenger's training data
+    lineage_known: bool = True
+    measured: Measured | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    reason: str
+    improvement: float | None = None
+    guardrails: list[dict[str, Any]] = field(default_factory=list)
+
+
+def decide(evidence: Evidence, config: ProjectConfig) -> Verdict:
+    """Apply the promotion policy: lineage, the holdout's size, guardrails, significance, effect."""
+    challenger, champion = evidence.challenger, evidence.champion
+    if challenger is None:
+        return Verdict(Outcome.ERROR, f"{evidence.model} has no challenger: run `train` first.")
+    if champion is None:
+        return Verdict(
+            Outcome.PROMOTED,
+            f"there is no champion yet, so challenger v{challenger} becomes the first champion "
+            "without a comparison.",
+        )
+    if champion == challenger:
+        return Verdict(
+            Outcome.REJECTED,
+            f"challenger v{challenger} is already the champion: nothing to compare.",
+        )
+    if not evidence.lineage_known:
+        return Verdict(
+            Outcome.ERROR,
+            f"the gate could not decide: challenger v{challenger} has no snapshot_id tag, so "
+            "its training data (and whether the holdout is unseen) is unknown.",
+        )
+    if evidence.holdout_overlap:
+        return Verdict(
+            Outcome.ERROR,
+            f"the gate could not decide: {evidence.holdout_overlap} holdout rows of snapshot "
+            f"{evidence.snapshot_id} are not later than the data challenger v{challenger} "
+            "trained on; ingest newer data to compare fairly.",
+        )
+    policy = config.promotion
+    if evidence.holdout_rows < policy.min_holdout_rows:
+        return Verdict(
+            Outcome.REJECTED,
+            f"the holdout has {evidence.holdout_rows} rows, below the policy's minimum of "
+            f"{policy.min_holdout_rows} (promotion.min_holdout_rows): too little evidence to "
+            "replace the champion.",
+        )
+    measured = evidence.measured
+    if measured is None:
+        return Verdict(Outcome.ERROR, "the gate could not decide: the models were not compared.")
+
+    gate_metric = metric(config.train.task, config.gate_metric)
+    improvement = gate_metric.improvement(
+        measured.metrics["champion"][gate_metric.name],
+        measured.metrics["challenger"][gate_metric.name],
+    )
+    checks = guardrails(measured, config)
+    result = measured.test
+    change = f"{gate_metric.name} by {improvement:+.4f}"
+    evidence_text = f"{result.test} p={result.p_value:.3g}"
+    if failed := [check["name"] for check in checks if not check["passed"]]:
+        reason = f"challenger v{challenger} fails the guardrails: {', '.join(failed)}."
+        return Verdict(Outcome.REJECTED, reason, improvement, checks)
+    if result.p_value >= policy.alpha:
+        reason = (
+            f"challenger v{challenger} changes {change}, not significant "
+            f"({evidence_text}, alpha {policy.alpha})."
+        )
+        return Verdict(Outcome.REJECTED, reason, improvement, checks)
+    if math.isnan(improvement) or improvement < policy.min_effect:
+        reason = (
+            f"challenger v{challenger} improves {change}, below the minimum effect "
+            f"{policy.min_effect}."
+        )
+        return Verdict(Outcome.REJECTED, reason, improvement, checks)
+    reason = (
+        f"challenger v{challenger} beats champion v{champion} on {change} "
+        f"({evidence_text} < {policy.alpha}) and passes every guardrail."
+    )
+    return Verdict(Outcome.PROMOTED, reason, improvement, checks)
+
+
+def guardrails(measured: Measured, config: ProjectConfig) -> list[dict[str, Any]]:
+    """Each guardrail of the policy against what was measured: what the challenger must not
+    make worse, whatever its primary metric says."""
+    policy, task = config.promotion.guardrails, config.train.task
+    checks = []
+    for name, margin in policy.metrics.items():
+        champion, challenger = (measured.metrics[role][name] for role in ("champion", "challenger"))
+        worse = -metric(task, name).improvement(champion, challenger)
+        checks.append(
+            _check(name, "non-inferiority", champion, challenger, margin, worse <= margin)
+        )
+    if policy.latency_ms_per_row is not None:
+        latency = measured.latency_ms_per_row
+        within = latency["challenger"] <= policy.latency_ms_per_row
+        checks.append(
+            _check(
+                "latency_ms_per_row",
+                "budget",
+                latency["champion"],
+                latency["challenger"],
+                policy.latency_ms_per_row,
+                within,
+            )
+        )
+    column = config.train.slice_column
+    if policy.slice_margin is not None and column:
+        gate_metric = metric(task, config.gate_metric)
+        challenger_slices = measured.slices.get("challenger", {})
+        for value, champion_slice in measured.slices.get("champion", {}).items():
+            challenger_slice = challenger_slices.get(value)
+            if challenger_slice is None or champion_slice["rows"] < policy.min_slice_rows:
+                continue
+            champion, challenger = (
+                champion_slice[gate_metric.name],
+                challenger_slice[gate_metric.name],
+            )
+            worse = -gate_metric.improvement(champion, challenger)
+            passed = math.isnan(worse) or worse <= policy.slice_margin
+            name = f"slice {column}={value} {gate_metric.name}"
+            checks.append(
+                _check(name, "non-inferiority", champion, challenger, policy.slice_margin, passed)
+            )
+    return checks
+
+
+def _check(
+    name: str, kind: str, champion: float, challenger: float, limit: float, passed: bool
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": kind,
+        "champion": champion,
+        "challenger": challenger,
+        "limit": limit,
+        "passed": bool(passed),
+    }

@@ -1,0 +1,214 @@
+"""The offline gate's run: gather the evidence, let `gate.decide` rule, move `champion` if it says
+so, and record the decision. Also the way back: `rollback`."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from ..config import Project
+from ..data import DataError, Snapshot, read_snapshot
+from ..features import model_input
+from ..metrics import compute_metrics, metric, predict_scores, slice_metrics
+from ..store import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, Store
+from .gate import Evidence, Measured, Verdict, decide
+from .record import Decision, Outcome, conclude, new_record
+from .stats import run_test
+
+
+def _version_entry(version: ModelVersion) -> dict[str, Any]:
+    return {
+        "version": str(version.version),
+        "run_id": version.run_id,
+        "snapshot_id": version.tags.get("snapshot_id"),
+        "model_family": version.tags.get("model_family"),
+    }
+
+
+def _holdout_overlap(project: Project, snapshot: Snapshot, trained_on: str) -> int:
+    """Holdout rows no later than the last row the challenger was fitted or calibrated on."""
+    seen = read_snapshot(project.snapshots_dir, trained_on)
+    timestamp = snapshot.schema.timestamp_column
+    last_seen = max(seen.train[timestamp].max(), seen.validation[timestamp].max())
+    return int((snapshot.holdout[timestamp] <= last_seen).sum())
+
+
+def _score(model: Any, rows: pd.DataFrame, task: Any) -> tuple[np.ndarray, float]:
+    """Scores and the per-row latency of batch prediction (best of three, in milliseconds)."""
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        scores = predict_scores(model, rows, task)
+        timings.append(time.perf_counter() - started)
+    return scores, 1_000 * min(timings) / max(len(rows), 1)
+
+
+def _measure(
+    project: Project, store: Store, snapshot: Snapshot, versions: dict[str, ModelVersion]
+) -> Measured:
+    """Both models on the newest holdout: metrics, latency, slices and the configured test."""
+    config = project.config
+    task, policy = config.train.task, config.promotion
+    truth = snapshot.holdout[snapshot.schema.target.name].to_numpy(dtype=float)
+    rows = model_input(snapshot.holdout, snapshot.schema)
+    scores, latency, metrics, slices = {}, {}, {}, {}
+    for role, version in versions.items():
+        model = store.load_version(str(version.version))
+        scores[role], latency[role] = _score(model, rows, task)
+        metrics[role] = compute_metrics(task, truth, scores[role])
+        column = config.train.slice_column
+        if column:
+            slices[role] = slice_metrics(task, truth, scores[role], snapshot.holdout[column])
+    test = run_test(
+        policy.test,
+        task=task,
+        metric=metric(task, config.gate_metric),
+        y_true=truth,
+        champion_scores=scores["champion"],
+        challenger_scores=scores["challenger"],
+        alpha=policy.alpha,
+        resamples=policy.resamples,
+        seed=policy.seed,
+    )
+    return Measured(metrics=metrics, latency_ms_per_row=latency, slices=slices, test=test)
+
+
+def gather_evidence(project: Project, store: Store) -> tuple[Evidence, dict[str, Any]]:
+    """What the gate needs, and the record's account of the data and versions behind it."""
+    challenger, champion = store.alias_version(CHALLENGER), store.alias_version(CHAMPION)
+    versions = {"champion": champion, "challenger": challenger}
+    entries = {role: _version_entry(v) for role, v in versions.items() if v is not None}
+    evidence = Evidence(
+        model=store.model_name,
+        challenger=str(challenger.version) if challenger else None,
+        champion=str(champion.version) if champion else None,
+    )
+    if challenger is None or champion is None or evidence.challenger == evidence.champion:
+        return evidence, entries
+    snapshot = read_snapshot(project.snapshots_dir)
+    trained_on = challenger.tags.get("snapshot_id")
+    data = {
+        "snapshot_id": snapshot.snapshot_id,
+        "holdout_sha256": snapshot.digest("holdout"),
+        "holdout_rows": len(snapshot.holdout),
+        "time_range": snapshot.manifest["time_ranges"]["holdout"],
+    }
+    evidence = Evidence(
+        model=store.model_name,
+        challenger=evidence.challenger,
+        champion=evidence.champion,
+        snapshot_id=snapshot.snapshot_id,
+        holdout_rows=len(snapshot.holdout),
+        holdout_overlap=_holdout_overlap(project, snapshot, trained_on) if trained_on else 0,
+        lineage_known=bool(trained_on),
+        measured=_measure(
+            project, store, snapshot, {"champion": champion, "challenger": challenger}
+        ),
+    )
+    return evidence, entries | {"data": data}
+
+
+def _record_body(evidence: Evidence, verdict: Verdict, project: Project) -> dict[str, Any]:
+    """The numbers behind a verdict, in the decision record's layout."""
+    body: dict[str, Any] = {"outcome": verdict.outcome, "reason": verdict.reason}
+    measured = evidence.measured
+    if measured is None or verdict.improvement is None:
+        return body
+    config, policy, result = project.config, project.config.promotion, measured.test
+    name = config.gate_metric
+    return body | {
+        "primary": {
+            "metric": name,
+            "direction": metric(config.train.task, name).direction,
+            "champion": measured.metrics["champion"][name],
+            "challenger": measured.metrics["challenger"][name],
+            "improvement": verdict.improvement,
+            "min_effect": policy.min_effect,
+            "alpha": policy.alpha,
+        },
+        "test": {
+            "name": result.test,
+            "statistic": result.statistic,
+            "p_value": result.p_value,
+            "ci_low": result.ci_low,
+            "ci_high": result.ci_high,
+            "n": result.n,
+            "detail": result.detail,
+        },
+        "guardrails": verdict.guardrails,
+        "metrics": measured.metrics,
+        "latency_ms_per_row": measured.latency_ms_per_row,
+    }
+
+
+def _move_champion(store: Store, champion: str | None, challenger: str, reason: str) -> None:
+    """previous-champion, the reason, and `champion` last: an interruption never leaves champion
+    unset, and a champion always carries why (even if the record is then never written)."""
+    if champion is not None:
+        store.set_alias(PREVIOUS_CHAMPION, champion)
+    promoted_at = datetime.now(UTC).isoformat()
+    store.tag_version(challenger, {"promotion_reason": reason, "promoted_at": promoted_at})
+    store.set_alias(CHAMPION, challenger)
+
+
+def promote(project: Project, *, dry_run: bool = False) -> Decision:
+    """Run the offline gate on the latest holdout and move `champion` if, and only if, it passes.
+
+    With `dry_run` the decision is made and recorded but no alias moves (CI runs the real
+    promotion in a job that a team can put behind an approval).
+    """
+    store = Store.open(project)
+    with store.run("promote") as run:
+        record = new_record(
+            project,
+            "promotion",
+            policy=project.config.promotion.model_dump(mode="json"),
+            dry_run=dry_run,
+        )
+        try:
+            evidence, account = gather_evidence(project, store)
+            record |= account
+            verdict = decide(evidence, project.config)
+            record |= _record_body(evidence, verdict, project)
+            promoted = verdict.outcome == Outcome.PROMOTED and evidence.challenger is not None
+            if promoted and evidence.challenger is not None and not dry_run:
+                _move_champion(store, evidence.champion, evidence.challenger, verdict.reason)
+        except (DataError, MlflowException, OSError) as error:
+            record |= {"outcome": Outcome.ERROR, "reason": f"the gate could not decide: {error}"}
+        return conclude(project, run, record)
+
+
+def rollback(project: Project) -> Decision:
+    """Point `champion` back at `previous-champion` (and remember the one rolled back from)."""
+    store = Store.open(project)
+    with store.run("rollback") as run:
+        record = new_record(project, "rollback")
+        previous = store.alias_version(PREVIOUS_CHAMPION)
+        current = store.alias_version(CHAMPION)
+        if previous is None or current is None:
+            record |= {
+                "outcome": Outcome.ERROR,
+                "reason": f"{store.model_name} has no previous champion to roll back to.",
+            }
+        else:
+            store.set_alias(CHAMPION, str(previous.version))
+            store.set_alias(PREVIOUS_CHAMPION, str(current.version))
+            challenger = store.alias_version(CHALLENGER)
+            if challenger is not None and str(challenger.version) == str(current.version):
+                # Otherwise the next gate, or a live experiment, would bring it straight back.
+                store.delete_alias(CHALLENGER)
+            rolled_back_at = datetime.now(UTC).isoformat()
+            store.tag_version(str(current.version), {"rolled_back_at": rolled_back_at})
+            record |= {
+                "outcome": Outcome.ROLLED_BACK,
+                "champion": _version_entry(previous),
+                "challenger": _version_entry(current),
+                "reason": f"champion moved back from v{current.version} to v{previous.version}.",
+            }
+        return conclude(project, run, record)

@@ -1,0 +1,123 @@
+"""Batch scoring: a file of any size, scored with the champion chunk by chunk.
+
+Memory holds one chunk at a time; rows the schema refuses go to a quarantine file next to the
+output, with their row number in the source, instead of failing the whole file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..config import Project
+from ..data import SOURCE_ROW, DataError, project_schema, validate
+from ..features import model_input
+from ..metrics import decisions, predict_scores
+from ..store import Store
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    rows_read: int
+    rows_scored: int
+    rows_quarantined: int
+    model_version: str
+    output: Path
+    quarantine_file: Path | None
+
+
+def _chunks(source: Path, rows: int) -> Iterator[pd.DataFrame]:
+    suffix = source.suffix.lower()
+    if not source.exists():
+        raise DataError(f"{source}: no such file")
+    if suffix == ".csv":
+        yield from pd.read_csv(
+            source, dtype=str, keep_default_na=False, na_values=[""], chunksize=rows
+        )
+    elif suffix == ".parquet":
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=rows):
+            yield batch.to_pandas()
+    else:
+        raise DataError(f"{source}: expected .csv or .parquet")
+
+
+class _Appender:
+    """A Parquet file written chunk by chunk, so memory holds one chunk at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer: Any = None
+        self.schema: Any = None
+
+    def add(self, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.schema = table.schema
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        self.writer.write_table(table.cast(self.schema))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def batch_predict(
+    project: Project,
+    source: Path,
+    output: Path,
+    chunk_rows: int = 50_000,
+    on_chunk: Callable[[int], None] | None = None,
+) -> BatchResult:
+    """Score `source` with the champion into `output` (Parquet); invalid rows are quarantined.
+
+    Raises StoreError when there is no champion yet, DataError when the file cannot be read.
+    """
+    schema = project_schema(project)
+    task = project.config.train.task
+    champion, model = Store.open(project).load_champion()
+    version = str(champion.version)
+    quarantine = output.with_name(f"{output.stem}.quarantine.parquet")
+    scored, rejected = _Appender(output), _Appender(quarantine)
+    read = good = bad = 0
+    try:
+        for chunk in _chunks(source, chunk_rows):
+            result = validate(chunk, schema, scoring=True)
+            if len(result.quarantined):
+                shifted = result.quarantined[SOURCE_ROW] + read
+                rejected.add(
+                    result.quarantined.assign(**{SOURCE_ROW: shifted}).astype(
+                        dict.fromkeys(result.quarantined.columns.drop(SOURCE_ROW), "string")
+                    )
+                )
+            if len(result.valid):
+                values = predict_scores(model, model_input(result.valid, schema), task)
+                kept = [c for c in (schema.id_column, schema.timestamp_column) if c in result.valid]
+                out = result.valid[kept].assign(prediction=values, model_version=version)
+                if task == "binary_classification":
+                    out["label"] = decisions(values).astype("int64")
+                scored.add(out)
+            read += len(chunk)
+            good += len(result.valid)
+            bad += len(result.quarantined)
+            if on_chunk:
+                on_chunk(len(chunk))
+    finally:
+        scored.close()
+        rejected.close()
+    if read == 0:
+        raise DataError(f"{source} has no rows")
+    return BatchResult(
+        rows_read=read,
+        rows_scored=good,
+        rows_quarantined=bad,
+        model_version=version,
+        output=output,
+        quarantine_file=quarantine if bad else None,
+    )

@@ -1,0 +1,204 @@
+"""Everything one running service holds, in one typed object, and what it does with it.
+
+Scoring runs on a single thread with a single OpenMP thread: models score one batch at a time
+instead of fighting the web server (and each other) for cores, and micro-batching supplies the
+parallelism. Everything else here runs on the event loop, so it needs no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ..config import ConfigError, Project, ServeConfig
+from ..data import project_schema
+from ..features import records_frame
+from ..metrics import decisions, predict_scores
+from ..predictions import FeedbackRecord, PredictionLog, PredictionRecord
+from ..promote import assign_variant
+from ..store import CHALLENGER, CHAMPION
+from .batching import LogBuffer, MicroBatcher
+from .prometheus import ServiceMetrics
+from .registry import LoadedModel, ServedModels
+from .schemas import Prediction
+
+log = logging.getLogger(__name__)
+RECENT_IDS = 100_000  # feedback for older predictions is checked against the log on disk
+Row = dict[str, Any]
+
+
+class NoModelError(RuntimeError):
+    """The variant a request needs has no model in memory (none registered or none loadable)."""
+
+
+def read_api_key(settings: ServeConfig) -> str | None:
+    """The key clients must send, from the environment (never the config file); None: no key."""
+    key = os.environ.get(settings.api_key_env) or None
+    if settings.require_api_key and not key:
+        raise ConfigError(f"serve.require_api_key is on but {settings.api_key_env} is not set")
+    return key
+
+
+def single_threaded() -> None:
+    """OpenMP's thread count is per calling thread: set it once on the scoring thread."""
+    threadpool_limits(limits=1)
+
+
+class ServiceState:
+    """The models in service, the log buffer, the counters and the scoring thread of one app."""
+
+    def __init__(self, project: Project) -> None:
+        self.settings = project.config.serve
+        self.task = project.config.train.task
+        self.online = project.config.promotion.online
+        self.model_name = project.config.tracking.registered_model
+        self.schema = project_schema(project)
+        self.api_key = read_api_key(self.settings)
+        self.models = ServedModels(project)
+        self.log = LogBuffer(PredictionLog(project.predictions_dir))
+        self.metrics = ServiceMetrics()
+        self.recent_ids: OrderedDict[str, None] = OrderedDict()
+        self.batcher: MicroBatcher[Row, Prediction] = MicroBatcher(
+            self.predict_rows, self.settings.max_batch_rows
+        )
+        self.scorer = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="scoring", initializer=single_threaded
+        )
+        self.shadow_tasks: set[asyncio.Task[None]] = set()
+
+    async def follow_registry(self) -> None:
+        """Swap in whatever the aliases point at now (the registry is polled off the loop)."""
+        await asyncio.to_thread(self.models.refresh)
+
+    # --- scoring ---------------------------------------------------------------------------
+
+    def _score_now(self, model: LoadedModel, rows: list[Row]) -> tuple[np.ndarray, float]:
+        """Runs on the scoring thread, so it only reads what never changes."""
+        started = time.perf_counter()
+        values = predict_scores(model.model, records_frame(rows, self.schema), self.task)
+        return values, time.perf_counter() - started
+
+    async def score(self, model: LoadedModel, rows: list[Row]) -> tuple[np.ndarray, float]:
+        """The model's scores for `rows` and the seconds the model call took."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.scorer, self._score_now, model, rows)
+
+    def _labels(self, values: np.ndarray) -> list[int | None]:
+        if self.task != "binary_classification":
+            return [None] * len(values)
+        return [int(flag) for flag in decisions(values)]
+
+    def record(
+        self,
+        model: LoadedModel,
+        rows: list[Row],
+        ids: list[str],
+        values: np.ndarray,
+        seconds: float,
+        *,
+        served: bool,
+    ) -> None:
+        """Queue the predictions for the log and count them; served ids can receive feedback."""
+        now = datetime.now(UTC)
+        per_row = 1_000 * seconds / len(rows)
+        for row, prediction_id, value in zip(rows, ids, values, strict=True):
+            self.log.predictions.append(
+                PredictionRecord(
+                    prediction_id=prediction_id,
+                    variant=model.alias,
+                    model_version=model.version,
+                    served=served,
+                    features=row,
+                    prediction=float(value),
+                    latency_ms=per_row,
+                    entity_id=str(row[self.schema.id_column]),
+                    ts=now,
+                )
+            )
+            if served:
+                self.recent_ids[prediction_id] = None
+        while len(self.recent_ids) > RECENT_IDS:
+            self.recent_ids.popitem(last=False)
+        self.metrics.observe_prediction(model.alias, seconds, rows=len(rows))
+
+    async def predict_rows(self, rows: list[Row]) -> list[Prediction]:
+        """Score each row with its entity's variant; a shadow challenger scores after the answer.
+
+        The models are read once, so an alias swap during the call changes nothing in it.
+        Raises NoModelError when a variant's model is missing.
+        """
+        models = self.models.models
+        ids = [uuid.uuid4().hex for _ in rows]
+        groups: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            variant: str = assign_variant(
+                str(row[self.schema.id_column]), self.online, salt=self.model_name
+            )
+            if variant == CHALLENGER and CHALLENGER not in models:
+                variant = CHAMPION
+            groups.setdefault(variant, []).append(i)
+        answers: dict[int, Prediction] = {}
+        for alias, members in groups.items():
+            model = models.get(alias)
+            if model is None:
+                raise NoModelError(f"no {alias} model is loaded")
+            chosen = [rows[i] for i in members]
+            values, seconds = await self.score(model, chosen)
+            self.record(model, chosen, [ids[i] for i in members], values, seconds, served=True)
+            for i, value, label in zip(members, values, self._labels(values), strict=True):
+                answers[i] = Prediction(
+                    prediction_id=ids[i],
+                    variant=model.alias,
+                    model_version=model.version,
+                    prediction=float(value),
+                    label=label,
+                )
+        challenger = models.get(CHALLENGER)
+        if self.online.mode == "shadow" and challenger is not None:
+            task = asyncio.create_task(self._shadow(challenger, rows, ids))
+            self.shadow_tasks.add(task)
+            task.add_done_callback(self.shadow_tasks.discard)
+        return [answers[i] for i in range(len(rows))]
+
+    async def predict_row(self, row: Row) -> Prediction:
+        """One row, scored in one model call with whatever other rows are waiting."""
+        return await self.batcher.submit(row)
+
+    async def _shadow(self, challenger: LoadedModel, rows: list[Row], ids: list[str]) -> None:
+        try:
+            values, seconds = await self.score(challenger, rows)
+        except Exception:  # the caller has its answer already: a failed shadow only goes unlogged
+            log.exception("shadow scoring with %s v%s failed", challenger.alias, challenger.version)
+            return
+        self.record(challenger, rows, ids, values, seconds, served=False)
+
+    # --- feedback --------------------------------------------------------------------------
+
+    async def knows(self, prediction_id: str) -> bool:
+        """Whether this service served the prediction: recent ids in memory, older ones on disk."""
+        if prediction_id in self.recent_ids:
+            return True
+        return await asyncio.to_thread(self.log.target.has_prediction, prediction_id)
+
+    async def accept_feedback(self, prediction_id: str, label: float) -> bool:
+        """Queue the label for the log; False (and nothing queued) when the id is unknown."""
+        if not await self.knows(prediction_id):
+            return False
+        self.log.feedback.append(FeedbackRecord(prediction_id=prediction_id, label=label))
+        return True
+
+    async def close(self) -> None:
+        """Finish shadow scoring, write what the buffer holds, then stop the scoring thread."""
+        await asyncio.gather(*self.shadow_tasks, return_exceptions=True)
+        await self.log.flush()
+        self.scorer.shutdown(wait=True)

@@ -1,0 +1,223 @@
+"""The project's MLflow store: runs, registered versions and their aliases, owned by no stage.
+
+Everything goes through one `MlflowClient` bound to the project's URI, never through MLflow's
+process-wide state, so a service thread, a test and a CLI command can each hold their own store.
+The embedded store keeps runs and the registry in `mlflow.db` and artifacts in `mlruns/` inside
+the project; MLflow records absolute artifact paths, so a folder that moved is re-pointed once,
+when the store is opened.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from .config import Project
+from .errors import ProjectError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS_CHAMPION = "previous-champion"
+MODEL_PATH = "model"
+# What MLflow answers for a model that does not exist, and for an alias that is not set.
+ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+
+
+class StoreError(ProjectError, RuntimeError):
+    """The store has no model where one is needed (no champion yet, say)."""
+
+
+def _local_path(location: str) -> Path:
+    parsed = urlparse(location)
+    return Path(url2pathname(parsed.path)) if parsed.scheme == "file" else Path(location)
+
+
+def relocate_store(project: Project) -> int:
+    """Point the embedded store's artifact paths at this folder; returns how many values changed."""
+    if not (project.uses_local_store and project.local_store.exists()):
+        return 0
+    experiment = project.config.tracking.experiment
+    with closing(sqlite3.connect(project.local_store)) as db, db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        if "experiments" not in tables:
+            return 0
+        row = db.execute(
+            "SELECT artifact_location FROM experiments WHERE name = ?", (experiment,)
+        ).fetchone()
+        if row is None:
+            return 0
+        old = str(_local_path(row[0]))
+        new = str(project.artifact_root)
+        if old == new:
+            return 0
+        changed = 0
+        for table in tables:
+            columns = db.execute(f"PRAGMA table_info('{table}')").fetchall()
+            for column in (
+                c[1] for c in columns if "CHAR" in c[2].upper() or "TEXT" in c[2].upper()
+            ):
+                changed += db.execute(
+                    f'UPDATE "{table}" SET "{column}" = REPLACE("{column}", ?, ?) '  # noqa: S608
+                    f'WHERE instr("{column}", ?) > 0',
+                    (old, new, old),
+                ).rowcount
+        return changed
+
+
+class Run:
+    """One MLflow run, written through the store's client. NaN metrics are skipped: MLflow
+    stores them, but every chart and comparison downstream would have to special-case them."""
+
+    def __init__(self, client: MlflowClient, run_id: str, artifact_uri: str) -> None:
+        self.client, self.run_id, self.artifact_uri = client, run_id, artifact_uri
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        stamp = int(1_000 * time.time())
+        finite = [Metric(k, float(v), stamp, 0) for k, v in metrics.items() if math.isfinite(v)]
+        self.client.log_batch(self.run_id, metrics=finite)
+
+    def log_artifact(self, path: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), folder)
+
+    def log_figure(self, figure: Any, name: str) -> None:
+        self.client.log_figure(self.run_id, figure, name)
+
+    def log_dict(self, values: dict[str, Any], name: str) -> None:
+        self.client.log_dict(self.run_id, values, name)
+
+    def log_dataset(self, dataset: Any, context: str) -> None:
+        """An `mlflow.data` dataset, with the split it was used as."""
+        tag = InputTag(key="mlflow.data.context", value=context)
+        self.client.log_inputs(self.run_id, [DatasetInput(dataset._to_mlflow_entity(), [tag])])
+
+    def log_model(self, model: Any, **save: Any) -> None:
+        """Save an sklearn model with its MLmodel file under the run's `model/` folder."""
+        with tempfile.TemporaryDirectory() as folder:
+            saved = Path(folder) / MODEL_PATH
+            mlflow.sklearn.save_model(model, str(saved), **save)
+            self.client.log_artifacts(self.run_id, str(saved), MODEL_PATH)
+
+
+class Store:
+    """The project's tracking store and its registered model. Open it with `Store.open`."""
+
+    def __init__(self, project: Project, client: MlflowClient) -> None:
+        self.project = project
+        self.client = client
+        self.model_name = project.config.tracking.registered_model
+
+    @classmethod
+    def open(cls, project: Project) -> Store:
+        """Re-point a moved embedded store (once, here), then bind a client to it."""
+        relocate_store(project)
+        uri = project.tracking_uri
+        return cls(project, MlflowClient(tracking_uri=uri, registry_uri=uri))
+
+    # --- the registry ---------------------------------------------------------------------
+
+    def alias_version(self, alias: str) -> ModelVersion | None:
+        """The version behind `alias`, or None when the alias (or the model) does not exist yet.
+
+        Any other failure (an unreachable server, say) is raised: it must not read as "no model".
+        """
+        try:
+            return self.client.get_model_version_by_alias(self.model_name, alias)
+        except MlflowException as error:
+            if error.error_code in ABSENT:
+                return None
+            raise
+
+    def aliases(self) -> dict[str, str]:
+        """Alias -> version of the registered model ({} before the first registration)."""
+        try:
+            model = self.client.get_registered_model(self.model_name)
+        except MlflowException as error:
+            if error.error_code in ABSENT:
+                return {}
+            raise
+        return {alias: str(version) for alias, version in model.aliases.items()}
+
+    def versions(self) -> list[ModelVersion]:
+        found = self.client.search_model_versions(f"name = '{self.model_name}'")
+        return sorted(found, key=lambda v: int(v.version))
+
+    def load_version(self, version: str) -> Any:
+        """The fitted model of a registered version, fetched through this store's client."""
+        uri = self.client.get_model_version_download_uri(self.model_name, version)
+        with tempfile.TemporaryDirectory() as folder:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=folder, tracking_uri=self.project.tracking_uri
+            )
+            return mlflow.sklearn.load_model(local)
+
+    def load_champion(self) -> tuple[ModelVersion, Any]:
+        """The champion's version and fitted model; StoreError when there is none yet."""
+        champion = self.alias_version(CHAMPION)
+        if champion is None:
+            raise StoreError(f"{self.model_name} has no champion yet: run `train` first")
+        return champion, self.load_version(str(champion.version))
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(self.model_name, alias, version)
+
+    def delete_alias(self, alias: str) -> None:
+        self.client.delete_registered_model_alias(self.model_name, alias)
+
+    def tag_version(self, version: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.model_name, version, key, value)
+
+    def register(self, run: Run) -> str:
+        """A new version of the registered model from the model a run logged; returns it."""
+        try:
+            self.client.create_registered_model(self.model_name)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        source = f"runs:/{run.run_id}/{MODEL_PATH}"
+        version = self.client.create_model_version(self.model_name, source, run_id=run.run_id)
+        return str(version.version)
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def _experiment_id(self) -> str:
+        name = self.project.config.tracking.experiment
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        local = self.project.uses_local_store
+        location = self.project.artifact_root.as_uri() if local else None
+        return str(self.client.create_experiment(name, artifact_location=location))
+
+    @contextmanager
+    def run(self, name: str) -> Iterator[Run]:
+        """A run in the project's experiment, ended FINISHED, FAILED or KILLED as the block ends."""
+        started = self.client.create_run(self._experiment_id(), run_name=name)
+        run = Run(self.client, started.info.run_id, started.info.artifact_uri)
+        try:
+            yield run
+        except BaseException as error:
+            status = "FAILED" if isinstance(error, Exception) else "KILLED"
+            self.client.set_terminated(run.run_id, status)
+            raise
+        self.client.set_terminated(run.run_id, "FINISHED")

@@ -1,0 +1,283 @@
+"""Fit a baseline and the configured model on a snapshot, evaluate, log the run, register.
+
+The new version gets the `challenger` alias and nothing else: only the promotion gate moves
+`champion`, the very first one included.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import skops.io
+from mlflow.data.pandas_dataset import from_pandas
+from mlflow.models import infer_signature
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
+
+from ..config import ModelFamily, Project
+from ..data import PARTS, Snapshot, read_snapshot
+from ..errors import ProjectError
+from ..features import model_input
+from ..metrics import compute_metrics, metric, predict_scores, slice_metrics
+from ..store import CHALLENGER, CHAMPION, Run, Store
+from .models import build_model, continue_fitting, warm_startable
+from .plots import evaluation_figures
+
+PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy", "scipy", "skops"]
+
+
+class TrainingError(ProjectError, RuntimeError):
+    """Training ran but produced nothing worth registering; the registry is left as it was."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    holdout: dict[str, float]
+    validation: dict[str, float]
+    baseline_holdout: dict[str, float]
+    slices: dict[str, dict[str, float]]
+    beats_baseline: bool
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    model_name: str
+    version: str
+    family: ModelFamily
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    snapshot_id: str
+
+
+def champion_pipeline(store: Store, family: ModelFamily) -> tuple[str, Pipeline] | None:
+    """The champion's fitted pipeline (without calibration) when it can be warm-started."""
+    champion = store.alias_version(CHAMPION)
+    if champion is None or champion.tags.get("model_family") != family:
+        return None
+    model = store.load_version(str(champion.version))
+    if isinstance(model, CalibratedClassifierCV):
+        model = model.estimator
+    if isinstance(model, FrozenEstimator):
+        model = model.estimator
+    if isinstance(model, Pipeline) and warm_startable(model.named_steps["model"]):
+        return str(champion.version), model
+    return None
+
+
+def fit_model(
+    project: Project, snapshot: Snapshot, family: ModelFamily, warm_from: Pipeline | None = None
+) -> Any:
+    """Fit on train; classifiers are then calibrated on validation, which the fit never saw."""
+    settings = project.config.train
+    schema = snapshot.schema
+    params = dict(settings.params) if family == settings.model_family else {}
+    target = schema.target.name
+    rows = model_input(snapshot.train, schema)
+    if warm_from is not None:
+        extra = int(params.get("max_iter", 100) or 100)
+        model = continue_fitting(warm_from, rows, snapshot.train[target], extra)
+    else:
+        model = build_model(schema, settings.task, family, params, settings.seed)
+        model.fit(rows, snapshot.train[target])
+    if settings.task == "binary_classification" and settings.calibration != "none":
+        calibrated = CalibratedClassifierCV(FrozenEstimator(model), method=settings.calibration)
+        return calibrated.fit(model_input(snapshot.validation, schema), snapshot.validation[target])
+    return model
+
+
+def _evaluate(
+    project: Project, snapshot: Snapshot, model: Any, baseline: Any
+) -> tuple[Evaluation, np.ndarray]:
+    """Metrics of the model and the baseline, and the model's holdout scores (for the plots)."""
+    settings = project.config.train
+    schema = snapshot.schema
+
+    def scored(estimator: Any, part: str) -> tuple[dict[str, float], Any, Any]:
+        frame = getattr(snapshot, part)
+        truth = frame[schema.target.name].to_numpy(dtype=float)
+        scores = predict_scores(estimator, model_input(frame, schema), settings.task)
+        return compute_metrics(settings.task, truth, scores), truth, scores
+
+    holdout, truth, scores = scored(model, "holdout")
+    baseline_holdout = scored(baseline, "holdout")[0]
+    slices = {}
+    if settings.slice_column:
+        slices = slice_metrics(
+            settings.task, truth, scores, snapshot.holdout[settings.slice_column]
+        )
+    primary = metric(settings.task, settings.primary_metric)
+    value = holdout[primary.name]
+    better = primary.improvement(baseline_holdout[primary.name], value) > 0
+    evaluation = Evaluation(
+        holdout=holdout,
+        validation=scored(model, "validation")[0],
+        baseline_holdout=baseline_holdout,
+        slices=slices,
+        beats_baseline=better and not math.isnan(value),
+    )
+    return evaluation, scores
+
+
+def _log_run(
+    run: Run,
+    project: Project,
+    snapshot: Snapshot,
+    family: ModelFamily,
+    evaluation: Evaluation,
+    holdout_scores: np.ndarray,
+    fit_seconds: float,
+) -> None:
+    """Everything a reviewer needs to trust the run: data digests, params, metrics, plots."""
+    settings = project.config.train
+    schema = snapshot.schema
+    params = settings.params if family == settings.model_family else {}
+    run.set_tags(
+        {
+            "stage": "train",
+            "model_family": family,
+            "snapshot_id": snapshot.snapshot_id,
+            "beats_baseline": str(evaluation.beats_baseline),
+        }
+    )
+    run.log_params(
+        {
+            "task": settings.task,
+            "model_family": family,
+            "seed": settings.seed,
+            "calibration": settings.calibration
+            if settings.task == "binary_classification"
+            else "n/a",
+            "snapshot_id": snapshot.snapshot_id,
+            "features": ",".join(schema.feature_columns),
+            **{f"{part}_sha256": snapshot.digest(part) for part in PARTS},
+            **{f"rows_{part}": len(getattr(snapshot, part)) for part in PARTS},
+            **{f"param_{key}": value for key, value in params.items()},
+        }
+    )
+    for part in PARTS:
+        dataset = from_pandas(
+            getattr(snapshot, part),
+            source=str(snapshot.path(part).relative_to(project.root)),
+            targets=schema.target.name,
+            name=f"{snapshot.snapshot_id}/{part}",
+            digest=snapshot.digest(part)[:16],
+        )
+        run.log_dataset(dataset, context=part)
+    metrics = {
+        **{f"holdout_{key}": value for key, value in evaluation.holdout.items()},
+        **{f"validation_{key}": value for key, value in evaluation.validation.items()},
+        **{f"baseline_holdout_{key}": value for key, value in evaluation.baseline_holdout.items()},
+        **{
+            f"slice_{_metric_key(name)}_{key}": value
+            for name, figures in evaluation.slices.items()
+            for key, value in figures.items()
+        },
+        "fit_seconds": fit_seconds,
+    }
+    run.log_metrics(metrics)
+    truth = snapshot.holdout[schema.target.name].to_numpy(dtype=float)
+    for name, figure in evaluation_figures(settings.task, truth, holdout_scores).items():
+        run.log_figure(figure, f"plots/{name}")
+    run.log_dict(asdict(evaluation) | {"slice_column": settings.slice_column}, "evaluation.json")
+
+
+def _register(
+    store: Store,
+    run: Run,
+    snapshot: Snapshot,
+    family: ModelFamily,
+    model: Any,
+    evaluation: Evaluation,
+) -> str:
+    """Log the model, register it, tag the version with its lineage, make it the challenger."""
+    task = store.project.config.train.task
+    example = model_input(snapshot.holdout.head(5), snapshot.schema)
+    classify = task == "binary_classification"
+    output = model.predict_proba(example) if classify else model.predict(example)
+    run.log_model(
+        model,
+        signature=infer_signature(example, output),
+        input_example=example,
+        pip_requirements=PIP_REQUIREMENTS,
+        skops_trusted_types=_trusted_types(model),
+        pyfunc_predict_fn="predict_proba" if classify else "predict",
+    )
+    version = store.register(run)
+    primary = store.project.config.train.primary_metric
+    store.tag_version(
+        version,
+        {
+            "snapshot_id": snapshot.snapshot_id,
+            "train_sha256": snapshot.digest("train"),
+            "model_family": family,
+            "trained_at": datetime.now(UTC).isoformat(),
+            "run_id": run.run_id,
+            f"holdout_{primary}": f"{evaluation.holdout[primary]:.6f}",
+        },
+    )
+    store.set_alias(CHALLENGER, version)
+    return version
+
+
+def _trusted_types(model: Any) -> list[str]:
+    """skops loads only types it is told to trust: we trust those scikit-learn and numpy define."""
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    return [name for name in untrusted if name.split(".")[0] in {"sklearn", "numpy"}]
+
+
+def _metric_key(value: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in value)
+
+
+def train(
+    project: Project, family: ModelFamily | None = None, snapshot_id: str | None = None
+) -> TrainResult:
+    """Train, evaluate on the holdout, log everything to MLflow and register the challenger.
+
+    A model that does not beat the baseline on the primary metric is logged but not registered.
+    """
+    family = family or project.config.train.model_family
+    snapshot = read_snapshot(project.snapshots_dir, snapshot_id)
+    minimum = project.config.data.min_training_rows
+    if len(snapshot.train) < minimum:
+        raise TrainingError(
+            f"training split has {len(snapshot.train)} rows, below the minimum {minimum}"
+        )
+    store = Store.open(project)
+    warm = champion_pipeline(store, family) if project.config.train.warm_start else None
+    started = time.perf_counter()
+    model = fit_model(project, snapshot, family, warm_from=warm[1] if warm else None)
+    fit_seconds = time.perf_counter() - started
+    evaluation, holdout_scores = _evaluate(
+        project, snapshot, model, fit_model(project, snapshot, "baseline")
+    )
+
+    with store.run(f"train-{family}") as run:
+        _log_run(run, project, snapshot, family, evaluation, holdout_scores, fit_seconds)
+        run.set_tags({"warm_started_from": f"v{warm[0]}" if warm else "none"})
+        if not evaluation.beats_baseline and family != "baseline":
+            run.set_tags({"outcome": "rejected: does not beat the baseline"})
+            primary = project.config.train.primary_metric
+            raise TrainingError(
+                f"{family} scored {primary}={evaluation.holdout[primary]:.4f} on the holdout, "
+                f"not better than the baseline's {evaluation.baseline_holdout[primary]:.4f}; "
+                "nothing was registered"
+            )
+        version = _register(store, run, snapshot, family, model, evaluation)
+        run.set_tags({"outcome": "challenger"})
+    return TrainResult(
+        run_id=run.run_id,
+        model_name=store.model_name,
+        version=version,
+        family=family,
+        metrics=evaluation.holdout,
+        baseline_metrics=evaluation.baseline_holdout,
+        snapshot_id=snapshot.snapshot_id,
+    )

@@ -1,0 +1,151 @@
+"""The project's metrics agree with scikit-learn, whole and on bootstrap resamples."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    f1_score,
+    log_loss,
+    mean_absolute_error,
+    r2_score,
+    roc_auc_score,
+    root_mean_squared_error,
+)
+
+from {{ cookiecutter.package_name }}.config import Task
+from {{ cookiecutter.package_name }}.metrics import (
+    DECISION_THRESHOLD,
+    METRICS,
+    compute_metrics,
+    metric,
+    slice_metrics,
+)
+
+
+def _calibration_error(y: np.ndarray, p: np.ndarray) -> float:
+    """Expected calibration error over ten equal-width bins, written out the textbook way."""
+    error, edges = 0.0, np.linspace(0.0, 1.0, 11)
+    for low, high in itertools.pairwise(edges):
+        members = (p >= low) & ((p < high) if high < 1.0 else (p <= high))
+        if members.any():
+            error += members.mean() * abs(p[members].mean() - y[members].mean())
+    return float(error)
+
+
+def _ranked(score: Callable[..., float]) -> Callable[[np.ndarray, np.ndarray], float]:
+    return lambda y, p: float(score(y, p)) if len(np.unique(y)) == 2 else math.nan
+
+
+REFERENCE: dict[str, dict[str, Callable[[np.ndarray, np.ndarray], float]]] = {
+    "binary_classification": {
+        "roc_auc": _ranked(roc_auc_score),
+        "average_precision": _ranked(average_precision_score),
+        "accuracy": lambda y, p: float(accuracy_score(y, p >= DECISION_THRESHOLD)),
+        "f1": lambda y, p: float(f1_score(y, p >= DECISION_THRESHOLD, zero_division=0.0)),
+        "log_loss": lambda y, p: float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "brier": lambda y, p: float(brier_score_loss(y, p)),
+        "calibration_error": _calibration_error,
+    },
+    "regression": {
+        "rmse": lambda y, p: float(root_mean_squared_error(y, p)),
+        "mae": lambda y, p: float(mean_absolute_error(y, p)),
+        "r2": lambda y, p: float(r2_score(y, p)) if len(y) > 1 else math.nan,
+    },
+}
+EVERY_METRIC = [(task, name) for task, metrics in METRICS.items() for name in metrics]
+
+
+def _scores(task: str, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Truth and scores with many ties (rounded to one decimal), both classes present."""
+    rng = np.random.default_rng(seed)
+    if task == "binary_classification":
+        y = rng.integers(0, 2, rows).astype(float)
+        y[:2] = [0.0, 1.0]
+        return y, np.round(np.clip(0.3 * y + rng.uniform(0, 0.7, rows), 0, 1), 1)
+    y = rng.normal(0, 1, rows)
+    return y, np.round(y + rng.normal(0, 0.5, rows), 1)
+
+
+def test_every_metric_has_a_reference() -> None:
+    assert {task: set(m) for task, m in METRICS.items()} == {
+        task: set(m) for task, m in REFERENCE.items()
+    }
+
+
+@pytest.mark.parametrize(("task", "name"), EVERY_METRIC)
+def test_each_metric_agrees_with_scikit_learn(task: Task, name: str) -> None:
+    y, scores = _scores(task, 300, seed=1)
+    assert metric(task, name)(y, scores) == pytest.approx(REFERENCE[task][name](y, scores))
+
+
+@pytest.mark.parametrize(("task", "name"), EVERY_METRIC)
+def test_each_metric_on_resamples_agrees_with_scikit_learn(task: Task, name: str) -> None:
+    y, scores = _scores(task, 120, seed=3)
+    drawn = np.random.default_rng(4).integers(0, 120, size=(20, 120))
+    counts = np.stack([np.bincount(rows, minlength=120) for rows in drawn]).astype(float)
+    expected = [REFERENCE[task][name](y[rows], scores[rows]) for rows in drawn]
+    np.testing.assert_allclose(metric(task, name).on_counts(y, scores, counts), expected, rtol=1e-9)
+
+
+def test_row_losses_average_to_their_metrics() -> None:
+    y, scores = _scores("binary_classification", 300, seed=5)
+    values = compute_metrics("binary_classification", y, scores)
+    assert metric("binary_classification", "roc_auc").row_loss(y, scores).mean() == pytest.approx(
+        values["log_loss"]
+    )
+    errors = metric("binary_classification", "f1").row_loss(y, scores)
+    assert set(np.unique(errors)) <= {0.0, 1.0}
+    assert errors.mean() == pytest.approx(1 - values["accuracy"])
+    y, predicted = _scores("regression", 300, seed=5)
+    values = compute_metrics("regression", y, predicted)
+    squared = metric("regression", "rmse").row_loss(y, predicted)
+    assert math.sqrt(squared.mean()) == pytest.approx(values["rmse"])
+    assert metric("regression", "mae").row_loss(y, predicted).mean() == pytest.approx(values["mae"])
+    np.testing.assert_array_equal(metric("regression", "r2").row_loss(y, predicted), squared)
+
+
+def test_a_metric_of_the_other_task_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="'roc_auc' is not a regression metric"):
+        metric("regression", "roc_auc")
+
+
+def test_rank_metrics_are_undefined_on_resamples_with_one_class() -> None:
+    y = np.array([0.0, 0.0, 1.0])
+    counts = np.array([[3.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    for name in ("roc_auc", "average_precision"):
+        values = metric("binary_classification", name).on_counts(
+            y, np.array([0.1, 0.4, 0.8]), counts
+        )
+        assert math.isnan(values[0])
+        assert values[1] == pytest.approx(1.0)
+
+
+def test_improvement_follows_the_direction() -> None:
+    assert metric("binary_classification", "roc_auc").improvement(0.7, 0.8) == pytest.approx(0.1)
+    assert metric("regression", "rmse").improvement(2.0, 1.5) == pytest.approx(0.5)
+
+
+def test_calibration_error_of_known_cases() -> None:
+    y = np.array([0, 1] * 50, dtype=float)
+    calibration = metric("binary_classification", "calibration_error")
+    assert calibration(y, np.full(100, 0.5)) == pytest.approx(0.0)
+    assert calibration(y, y.copy()) == pytest.approx(0.0)
+    assert calibration(y, np.full(100, 0.9)) == pytest.approx(0.4)
+
+
+def test_slices_with_too_few_rows_are_left_out() -> None:
+    import pandas as pd
+
+    y = np.array([0, 1] * 50, dtype=float)
+    slices = pd.Series(["big"] * 95 + ["tiny"] * 5)
+    result = slice_metrics("binary_classification", y, np.full(100, 0.5), slices)
+    assert set(result) == {"big"}
+    assert result["big"]["rows"] == 95
