@@ -102,12 +102,24 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Serving speed of a rendered demo project against `mlflow models serve`, in one run.
+    """Serving speed against `mlflow models serve`, and CLI start-up, of a rendered demo project.
 
-    Prints a table and writes JSON (default `.bench/serve.json`; `-- --out <path>` and the
-    other options of benchmarks/serve_bench.py pass through). Targets are reported, not asserted.
+    Both measured in one run on the same project: serving first, then `python -c pass`,
+    `<package> --help` and `<package> models` from the project's venv.
+
+    Prints two tables and writes JSON: `.bench/serve.json` (`-- --out <path>` and the other
+    options of benchmarks/serve_bench.py pass through to it) and `.bench/cli.json`
+    (benchmarks/cli_bench.py with its defaults). Targets are reported, not asserted.
     """
-    measure(session, "serve_bench.py", project="project", report="serve.json")
+    folder = measure(session, "serve_bench.py", project="project", report="serve.json")
+    session.run(
+        "python",
+        str(ROOT / "benchmarks" / "cli_bench.py"),
+        "--project",
+        str(folder),
+        "--out",
+        str(ROOT / ".bench" / "cli.json"),
+    )
 
 
 @nox.session
@@ -122,15 +134,17 @@ def reliability(session: nox.Session) -> None:
     measure(session, "reliability.py", project="reliability-project", report="reliability.json")
 
 
-def measure(session: nox.Session, script: str, *, project: str, report: str) -> None:
+def measure(session: nox.Session, script: str, *, project: str, report: str) -> Path:
     """Render and train the defaults into .bench/<project>, then run benchmarks/<script> on it;
-    its report goes to .bench/<report> unless the session's arguments give `--out`."""
+    its report goes to .bench/<report> unless the session's arguments give `--out`. Returns the
+    project's folder, for further measurements of the same project."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
     folder = ROOT / ".bench" / project
     render_trained(session, folder, train=True)
     out = [] if "--out" in session.posargs else ["--out", str(ROOT / ".bench" / report)]
     script_path = ROOT / "benchmarks" / script
     session.run("python", str(script_path), "--project", str(folder), *session.posargs, *out)
+    return folder
 
 
 def _answers(path: Path) -> dict[str, str]:

@@ -290,8 +290,9 @@ def read_answers(path: Path) -> dict[str, str]:
     return answers
 
 
-def open_project(root: Path) -> Project:
-    """Check that the project was rendered and trained before spending minutes on it."""
+def open_project(root: Path, venv: Path | None = None) -> Project:
+    """Check that the project was rendered and trained before spending minutes on it. `venv`
+    replaces the project's `.nox/pipeline` (the one its `nox -s pipeline` made)."""
     root = root.resolve()
     answers_file = root / ".copier-answers.yml"
     if not answers_file.is_file():
@@ -302,7 +303,7 @@ def open_project(root: Path) -> Project:
         raise BenchError(f"{answers_file} has no {', '.join(missing)}")
     project = Project(
         root=root,
-        venv=root / ".nox" / "pipeline",
+        venv=root / ".nox" / "pipeline" if venv is None else venv.absolute(),
         package=answers["package_name"],
         model_name=answers["project_slug"],
         task=answers.get("task", "binary_classification"),
