@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 import yaml
 
 from {{ cookiecutter.package_name }}.config import Project, load_project
 from {{ cookiecutter.package_name }}.promote import Outcome, promote
+from {{ cookiecutter.package_name }}.serve import create_app
 from {{ cookiecutter.package_name }}.store import CHAMPION, Store
 from {{ cookiecutter.package_name }}.train import TrainResult, train
 
@@ -70,3 +77,31 @@ def first_champion(project: Project) -> TrainResult:
 def champion_version(project: Project) -> str | None:
     version = Store.open(project).alias_version(CHAMPION)
     return None if version is None else str(version.version)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running(project: Project) -> Iterator[httpx.Client]:
+    """A real uvicorn server in a thread; stopped (and its log flushed) on exit."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive(), "server stopped during start-up"
+        assert time.monotonic() < deadline, "server did not start in time"
+        time.sleep(0.05)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -171,7 +171,7 @@ def test_a_tampered_snapshot_is_refused(project: Project) -> None:
 
 def test_ingest_refuses_too_few_valid_rows(make_project: MakeProject) -> None:
     project = make_project(rows=200, invalid_fraction=0.3)
-    with pytest.raises(DataError, match=r"valid rows of 200 \(minimum 200\)"):
+    with pytest.raises(DataError, match=r"below data.min_training_rows = 200 in configs"):
         ingest(project, now=NOW)
 
 

@@ -211,11 +211,9 @@ def test_a_record_cut_off_mid_write_is_never_left_as_a_record(
     ("fault", "moved"),
     [
         pytest.param(Fault(loop_module, "ingest"), False, id="ingest"),
-        pytest.param(
-            Fault(snapshot_module, "content_hash", RuntimeError), False, id="write-snapshot"
-        ),
+        pytest.param(Fault(snapshot_module, "content_hash"), False, id="write-snapshot"),
         pytest.param(Fault(training_module, "fit_model"), False, id="fit"),
-        pytest.param(Fault(Store, "register", RuntimeError, after=True), False, id="register"),
+        pytest.param(Fault(Store, "register", after=True), False, id="register"),
         pytest.param(Fault(loop_module, "train", after=True), False, id="trained"),
         pytest.param(Fault(promotion_module, "gather_evidence", RuntimeError), False, id="gate"),
         pytest.param(
@@ -256,3 +254,19 @@ def test_an_ingest_killed_mid_snapshot_can_simply_be_run_again(project: Project)
     again = ingest(newer, now=NOW).snapshot
     assert ingest(newer, now=NOW).snapshot.snapshot_id == again.snapshot_id
     assert read_snapshot(project.snapshots_dir).snapshot_id == again.snapshot_id
+
+
+def test_a_crash_before_the_gate_is_recorded_and_the_next_run_completes(
+    states: dict[str, Path], tmp_path: Path
+) -> None:
+    project = _copy(states["retrain"], tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        Fault(Store, "register", RuntimeError, after=True).inject(patch)
+        crashed = retrain(project)
+    assert crashed.outcome == Outcome.ERROR
+    assert "stopped at train, the champion is unchanged: unexpected RuntimeError: killed" in (
+        crashed.reason
+    )
+    assert json.loads(crashed.record_path.read_text(encoding="utf-8"))["kind"] == "retrain"
+    _assert_consistent(project, moved=False)
+    assert retrain(project).outcome == Outcome.PROMOTED

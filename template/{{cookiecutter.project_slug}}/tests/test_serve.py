@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,18 +21,17 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 
 from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project
-from {{ cookiecutter.package_name }}.data import generate_demo, ingest, read_snapshot, write_table
+from {{ cookiecutter.package_name }}.data import generate_demo, ingest, project_schema, read_snapshot, write_table
 from {{ cookiecutter.package_name }}.features import model_input
 from {{ cookiecutter.package_name }}.metrics import predict_scores
 from {{ cookiecutter.package_name }}.predictions import PredictionLog
-from {{ cookiecutter.package_name }}.serve import batch_predict, create_app
+from {{ cookiecutter.package_name }}.serve import batch_predict
 from {{ cookiecutter.package_name }}.store import CHAMPION, MODEL_PATH, Store
 from {{ cookiecutter.package_name }}.train import train
 
-from .conftest import first_champion, write_project
+from .conftest import first_champion, free_port, running, write_project
 
 FAST = {
     "registry_poll_seconds": 0.2,
@@ -41,34 +39,6 @@ FAST = {
     "max_batch_rows": 50,
     "max_body_bytes": 20_000,
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def running(project: Project) -> Iterator[httpx.Client]:
-    """A real uvicorn server in a thread; stopped (and its log flushed) on exit."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive(), "server stopped during start-up"
-        assert time.monotonic() < deadline, "server did not start in time"
-        time.sleep(0.05)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _trained(root: Path, **serve: Any) -> Project:
@@ -181,7 +151,11 @@ def test_the_api_schema_documents_every_answer_and_bound(
     assert request["support_tickets"]["minimum"] == 0
     assert request["support_tickets"]["maximum"] == 100
     label = api["components"]["schemas"]["Feedback"]["properties"]["label"]
-    assert "minimum" in label
+    target = project_schema(project).target
+    if target.classes is not None:  # a binary target's two classes, as text and as numbers
+        assert set(label["enum"]) >= set(target.classes)
+    else:
+        assert "minimum" in label
     integer_valued = {**_rows(project, 1)[0], "support_tickets": 3.0}
     assert client.post("/predict", json=integer_valued).status_code == 200
 
@@ -197,7 +171,8 @@ def test_feedback_joins_its_prediction(served: tuple[Project, httpx.Client]) -> 
     assert (
         client.post("/feedback", json={"prediction_id": "nope", "label": label}).status_code == 404
     )
-    for bad in (-1.0, True, "1"):
+    classify = project.config.train.task == "binary_classification"
+    for bad in (-1.0, True, 7, 0.5, "yes") if classify else (-1.0, True, "1"):
         refused = client.post(
             "/feedback", json={"prediction_id": answer["prediction_id"], "label": bad}
         )
@@ -384,7 +359,7 @@ class TrackingServer:
 def tracking_server(project: Project, log: Path) -> Iterator[TrackingServer]:
     """A real MLflow tracking server over the project's store, in its own process group. Job
     execution is off: it would start worker processes these tests have no use for."""
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri"]
     command += [project.tracking_uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

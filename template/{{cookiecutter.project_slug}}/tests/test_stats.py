@@ -15,6 +15,7 @@ from {{ cookiecutter.package_name }}.metrics import METRICS, compute_metrics, me
 from {{ cookiecutter.package_name }}.promote.stats import (
     TestName,
     mcnemar,
+    minimum_detectable_effect,
     paired_bootstrap,
     paired_t,
     required_sample_size_proportions,
@@ -256,7 +257,9 @@ def test_mcnemar_textbook_case() -> None:
     champion = np.array([True] * 1 + [False] * 9 + [True] * 5 + [False] * 5)
     challenger = np.array([False] * 1 + [True] * 9 + [True] * 5 + [False] * 5)
     result = mcnemar(champion, challenger)
-    assert result.detail == {"b": 1.0, "c": 9.0}
+    assert {key: result.detail[key] for key in ("b", "c")} == {"b": 1.0, "c": 9.0}
+    # The standard error of the accuracy difference (c - b) / n, from the paired counts.
+    assert result.detail["standard_error"] == pytest.approx(math.sqrt(10 - 8**2 / 20) / 20)
     assert result.statistic == 9
     assert result.p_value == pytest.approx(11 / 1024)
     assert result.p_value == pytest.approx(stats.binom.sf(8, 10, 0.5))
@@ -435,3 +438,17 @@ def test_required_sample_size_grows_as_the_effect_shrinks_or_the_demands_rise() 
     assert required_sample_size_proportions(0.10, 0.02, 0.05, 0.9) > base
     with pytest.raises(ValueError, match="min_effect"):
         required_sample_size_proportions(0.10, 0.0, 0.05, 0.8)
+
+
+def test_the_minimum_detectable_effect_is_the_power_formula_and_shrinks_with_rows() -> None:
+    rng = np.random.default_rng(7)
+    champion, challenger = rng.normal(1.0, 1.0, 400), rng.normal(1.0, 1.0, 400)
+    result = paired_t(champion, challenger, alpha=ALPHA)
+    spread = float((champion - challenger).std(ddof=1))
+    expected = (stats.norm.ppf(1 - ALPHA) + stats.norm.ppf(0.8)) * spread / math.sqrt(400)
+    assert minimum_detectable_effect(result, ALPHA) == pytest.approx(expected)
+    quarter = paired_t(champion[:100], challenger[:100], alpha=ALPHA)
+    assert minimum_detectable_effect(quarter, ALPHA) > 1.5 * minimum_detectable_effect(
+        result, ALPHA
+    )
+    assert math.isnan(minimum_detectable_effect(wilcoxon(champion[:1], challenger[:1]), ALPHA))

@@ -7,7 +7,7 @@ import mlflow
 import pytest
 
 from {{ cookiecutter.package_name }}.config import Project, load_project
-from {{ cookiecutter.package_name }}.data import ingest, read_snapshot, write_snapshot
+from {{ cookiecutter.package_name }}.data import DataError, ingest, read_snapshot, write_snapshot
 from {{ cookiecutter.package_name }}.features import model_input
 from {{ cookiecutter.package_name }}.metrics import compute_metrics, predict_scores
 from {{ cookiecutter.package_name }}.promote import promote
@@ -43,6 +43,12 @@ def test_train_registers_a_challenger_and_only_the_gate_makes_it_champion(
     assert f"baseline_holdout_{primary}" in run.data.metrics
     assert run.data.params["train_sha256"] == read_snapshot(project.snapshots_dir).digest("train")
     assert any(key.startswith("slice_") for key in run.data.metrics)
+    # Ordinary features: figured, never flagged.
+    assert run.data.tags["leakage"] == "none"
+    schema = read_snapshot(project.snapshots_dir).schema
+    scores = [run.data.metrics[f"leakage_score_{name}"] for name in schema.feature_columns]
+    assert max(scores) < project.config.train.leakage.threshold
+    assert run.data.metrics["leakage_shared_rows"] == 0
     artifacts = {a.path for a in client.list_artifacts(first.run_id, "plots")}
     assert len(artifacts) == 2
     assert run.inputs is not None
@@ -104,7 +110,8 @@ def test_training_refuses_a_snapshot_below_the_minimum(make_project: MakeProject
     config = project.config.model_copy(
         update={"data": project.config.data.model_copy(update={"min_training_rows": 100_000})}
     )
-    with pytest.raises(TrainingError, match="below the minimum 100000"):
+    # The minimum is checked by the data stage's `require_training_rows`, at ingest and here.
+    with pytest.raises(DataError, match=r"below data\.min_training_rows = 100000"):
         train(Project(root=project.root, config=config))
 
 

@@ -158,11 +158,19 @@ def ingest_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
             ]
         ],
     )
+    out = console()
     if result.quarantine_file:
-        console().print(
+        out.print(
             f"[yellow]{result.rows_quarantined} rows quarantined[/yellow] with reasons in "
-            f"{result.quarantine_file.relative_to(project.root)}"
+            f"{project.shown(result.quarantine_file)}"
         )
+    if result.ignored_columns:
+        out.print(
+            f"[yellow]ignored[/yellow] columns the schema does not list: "
+            f"{', '.join(result.ignored_columns)}"
+        )
+    for warning in result.warnings:
+        out.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 @app.command("train")
@@ -402,6 +410,97 @@ def demo_data_command(
     if schema_out:
         demo_schema(task).to_yaml(schema_out)
         console().print(f"wrote the schema to {schema_out}")
+
+
+schema_app = typer.Typer(
+    name="schema",
+    help="The data contract: infer a schema file from a data file.",
+    no_args_is_help=True,
+)
+app.add_typer(schema_app)
+
+
+@schema_app.command("infer")
+def schema_infer_command(
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet file to infer the schema from.")],
+    target: Annotated[str, typer.Option(help="The column the model predicts.")],
+    timestamp: Annotated[str, typer.Option(help="The column that orders rows in time.")],
+    id_column: Annotated[
+        str | None, typer.Option("--id", help="The entity id column, if the data has one.")
+    ] = None,
+    positive: Annotated[
+        str | None,
+        typer.Option(help="Binary target: the class scored as 1 (default: the second, sorted)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write; default data.source.schema_path, else configs/schema.yaml."
+        ),
+    ] = None,
+    delimiter: Annotated[
+        str | None, typer.Option(help="A CSV file's one-character separator; detected by default.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Infer a data file's schema: print what each column became and why, write commented YAML.
+
+    The task (binary classification or regression) is the project's; review the file before use.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    from .config import FileSourceConfig
+    from .data import inference
+    from .data.sources import csv_delimiter
+
+    project = open_project(config)
+    source = project.config.data.source
+    file_source = source if isinstance(source, FileSourceConfig) else None
+    schema_path = file_source.schema_path if file_source else Path("configs") / "schema.yaml"
+    destination = out if out is not None else project.path(schema_path)
+    if destination.exists() and not force:
+        fail(f"{destination} exists: pass --force to overwrite it")
+    if delimiter is not None and len(delimiter) != 1:
+        fail(f"--delimiter takes one character, got {delimiter!r}")
+    source_file = project.path(file_source.path).resolve() if file_source else None
+    is_source = source_file == data.resolve()
+    if is_source and delimiter is None and file_source is not None:
+        delimiter = file_source.delimiter  # the file ingest reads: read it the same way
+    inferred = inference.infer_file(
+        data,
+        project.config.train.task,
+        target=target,
+        timestamp=timestamp,
+        id_column=id_column,
+        positive=positive,
+        delimiter=delimiter,
+    )
+    shown = Table(title=f"schema of {data} ({inferred.rows} rows)")
+    for heading in ("column", "role", "declared", "why"):
+        shown.add_column(heading, overflow="fold")
+    for decision in inferred.decisions:
+        role = Text(decision.role) if decision.role else Text("left out", style="yellow")
+        shown.add_row(Text(decision.name), role, Text(decision.declared), Text(decision.reason))
+    out_console = console()
+    out_console.print(shown)
+    for note in inferred.notes:
+        out_console.print(Text.assemble(("note: ", "yellow"), note))
+    inference.write_schema(inferred, destination, project.shown(data.resolve()))
+    left_out = f"; left out: {', '.join(inferred.left_out)}" if inferred.left_out else ""
+    count = len(inferred.schema.columns)
+    written = project.shown(destination.resolve())
+    out_console.print(Text(f"wrote {written} ({count} columns{left_out})"))
+    if not is_source:
+        keys = [
+            "kind: file",
+            f"path: {project.shown(data.resolve())}",
+            f"schema_path: {written}",
+        ]
+        if data.suffix.lower() == ".csv" and (used := csv_delimiter(data, delimiter)) != ",":
+            keys.append(f"delimiter: {used!r}")
+        out_console.print(Text(f"to ingest it, set data.source to: {', '.join(keys)}"))
 
 
 @app.command("ui")

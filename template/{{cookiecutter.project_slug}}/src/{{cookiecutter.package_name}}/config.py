@@ -48,11 +48,18 @@ class FileSourceConfig(Frozen):
     kind: Literal["file"] = "file"
     path: Path
     schema_path: Path
+    delimiter: str | None = Field(
+        default=None, description="a CSV file's one-character separator; None: detected"
+    )
 
     @model_validator(mode="after")
     def _known_format(self) -> FileSourceConfig:
         if self.path.suffix.lower() not in {".csv", ".parquet"}:
             raise ValueError(f"path must end in .csv or .parquet, got {self.path.name!r}")
+        if self.delimiter is not None and (len(self.delimiter) != 1 or self.delimiter in '"\r\n'):
+            raise ValueError(
+                f"delimiter must be one character, not a quote or line break: {self.delimiter!r}"
+            )
         return self
 
 
@@ -69,7 +76,40 @@ class SplitConfig(Frozen):
 class DataConfig(Frozen):
     source: SourceConfig
     split: SplitConfig = SplitConfig()
-    min_training_rows: int = Field(default=500, ge=10)
+    min_training_rows: int = Field(default=500, ge=10, description="rows in the training split")
+    min_class_rows: int = Field(
+        default=2, ge=1, description="classifiers: rows of each class every split must hold"
+    )
+
+
+class LeakageConfig(Frozen):
+    """When training refuses the data: a feature that would not exist at prediction time, or
+    is the label in disguise, makes a model that looks perfect and then fails in production.
+
+    `max_shared_share` defaults to 1%: a holdout row equal to a training row in every feature
+    and the target is, across a time split, usually one record sent twice, and with a number
+    recorded to a few decimals chance collisions are far rarer than that. A table of only a few
+    categories or small counts collides by chance: raise it (1.0 turns the rule off).
+    """
+
+    threshold: float = Field(
+        default=0.995,
+        gt=0.5,
+        le=1.0,
+        description="a feature alone scoring at least this on validation leaks "
+        "(ROC AUC for classifiers, R² for regressors)",
+    )
+    max_shared_share: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="share of holdout rows equal to a training row (features and target) "
+        "above which the splits leak into each other",
+    )
+    allow: dict[str, Annotated[str, Field(pattern=r"\S")]] = Field(
+        default_factory=dict,
+        description="feature -> why it may stay although it leaks; recorded on the run",
+    )
 
 
 class TrainConfig(Frozen):
@@ -84,6 +124,7 @@ class TrainConfig(Frozen):
         default=False,
         description="continue from the champion where the family allows it, else from scratch",
     )
+    leakage: LeakageConfig = LeakageConfig()
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> TrainConfig:
@@ -148,6 +189,11 @@ class ServeConfig(Frozen):
 class MonitorConfig(Frozen):
     """When live data stops looking like the champion's training data, or it performs worse."""
 
+    reference: Literal["unseen", "training"] = Field(
+        default="unseen",
+        description="what the live window is compared with: the champion's snapshot rows its fit "
+        "never saw (validation and holdout), or its training split",
+    )
     drift_share: float = Field(default=0.3, gt=0.0, le=1.0)
     method: str | None = Field(default=None, description="Evidently stat test; None: by type")
     threshold: float | None = Field(default=None, gt=0.0)
@@ -209,10 +255,20 @@ class Project:
 
     root: Path
     config: ProjectConfig
+    config_path: Path | None = None
 
     def path(self, relative: Path | str) -> Path:
         candidate = Path(relative)
         return candidate if candidate.is_absolute() else self.root / candidate
+
+    def shown(self, path: Path) -> str:
+        """A path as messages show it: relative to the project when it is inside it."""
+        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
+    @property
+    def config_name(self) -> str:
+        """The configuration file, as messages name it."""
+        return self.shown(self.config_path) if self.config_path else "the configuration"
 
     @property
     def snapshots_dir(self) -> Path:
@@ -247,6 +303,43 @@ class Project:
         return self.tracking_uri == f"sqlite:///{self.local_store}"
 
 
+class Floor(Frozen):
+    """The team's minimum promotion policy (configs/governance.yaml)."""
+
+    max_alpha: float = Field(gt=0, lt=1)
+    min_holdout_rows: int = Field(ge=1)
+    required_guardrails: list[str]
+    max_file_bytes: int = Field(ge=1)
+
+
+class Override(Frozen):
+    rule: str
+    reason: str = Field(min_length=20, description="a written reason, not a placeholder")
+
+
+class Governance(Frozen):
+    floor: Floor
+    overrides: list[Override] = Field(default_factory=list)
+
+    def floor_of(self, rule: str) -> Any:
+        """The floor's value for `rule`, or None when an override has lifted it."""
+        return None if rule in {o.rule for o in self.overrides} else getattr(self.floor, rule)
+
+
+GOVERNANCE = Path("configs") / "governance.yaml"
+
+
+def load_governance(root: Path) -> Governance | None:
+    """The team's floor, or None for a project without configs/governance.yaml."""
+    path = root / GOVERNANCE
+    if not path.is_file():
+        return None
+    try:
+        return Governance.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (yaml.YAMLError, ValidationError) as error:
+        raise ConfigError(f"{GOVERNANCE} is invalid: {error}") from None
+
+
 # Keys renamed by a template release: `copier update` migrates them in the files under
 # configs/; anything else still holding an old name gets this hint instead of a bare "unknown".
 RENAMED_KEYS = {
@@ -276,8 +369,25 @@ def parse_config(raw: Any, source: str = "configuration") -> ProjectConfig:
         raise ConfigError(f"{source} is invalid:\n{explain(error)}") from None
 
 
-def load_project(config_path: Path | str = Path("configs/project.yaml")) -> Project:
-    """Read and validate the config; the project root is the folder above `configs/`."""
+def find_root(config: Path) -> Path:
+    """The project's folder, found from its own files (`pyproject.toml`, or `configs/project.yaml`):
+    first above the configuration file, then above the working directory. A configuration kept
+    elsewhere therefore still works on the project it is run in."""
+    for start in (config.parent, Path.cwd().resolve()):
+        for folder in (start, *start.parents):
+            if (folder / "pyproject.toml").is_file() or (folder / DEFAULT_CONFIG).is_file():
+                return folder
+    raise ConfigError(
+        f"{config}: no project folder (one with pyproject.toml or {DEFAULT_CONFIG}) above it "
+        "or above the working directory"
+    )
+
+
+DEFAULT_CONFIG = Path("configs") / "project.yaml"
+
+
+def load_project(config_path: Path | str = DEFAULT_CONFIG) -> Project:
+    """Read and validate the config; the project root is found by `find_root`."""
     path = Path(config_path).resolve()
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -285,4 +395,5 @@ def load_project(config_path: Path | str = Path("configs/project.yaml")) -> Proj
         raise ConfigError(f"{config_path}: no such file") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{config_path}: not valid YAML: {error}") from None
-    return Project(root=path.parent.parent, config=parse_config(raw, str(config_path)))
+    config = parse_config(raw, str(config_path))
+    return Project(root=find_root(path), config=config, config_path=path)

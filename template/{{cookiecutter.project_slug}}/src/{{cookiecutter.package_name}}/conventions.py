@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
 
-from .config import ConfigError, load_project
+from .config import GOVERNANCE, ConfigError, load_governance, load_project
 
 REQUIRED = (
     "configs/project.yaml",
@@ -32,34 +31,6 @@ REQUIRED = (
 )
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 Check = Callable[[Path], list[str]]
-
-
-class Floor(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_alpha: float = Field(gt=0, lt=1)
-    min_holdout_rows: int = Field(ge=1)
-    required_guardrails: list[str]
-    max_file_bytes: int = Field(ge=1)
-
-
-class Override(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    rule: str
-    reason: str = Field(min_length=20, description="a written reason, not a placeholder")
-
-
-class Governance(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    floor: Floor
-    overrides: list[Override] = Field(default_factory=list)
-
-
-def _governance(root: Path) -> Governance:
-    raw = yaml.safe_load((root / "configs" / "governance.yaml").read_text(encoding="utf-8"))
-    return Governance.model_validate(raw)
 
 
 def answers_intact(root: Path) -> list[str]:
@@ -87,7 +58,9 @@ def policy_floor(root: Path) -> list[str]:
         policy = load_project(root / "configs" / "project.yaml").config.promotion
     except ConfigError as error:
         return [f"configs/project.yaml does not load: {error}"]
-    governance = _governance(root)
+    governance = load_governance(root)
+    if governance is None:
+        return [f"{GOVERNANCE} is missing: the team's floor is not set."]
     floor, excused = governance.floor, {o.rule for o in governance.overrides}
     problems = {
         "max_alpha": (
@@ -137,7 +110,10 @@ def no_large_files(root: Path) -> list[str]:
         [git, "ls-files", "-z"], cwd=root, capture_output=True, check=True
     )
     listed = listing.stdout.decode().split("\0")
-    limit = _governance(root).floor.max_file_bytes
+    governance = load_governance(root)
+    if governance is None:
+        return []  # policy_floor reports the missing file
+    limit = governance.floor.max_file_bytes
     return [
         f"{name} is {size:,} bytes, over {limit:,}: keep data and models out of git."
         for name in listed

@@ -4,8 +4,8 @@ Public entry point: `ingest(project)`. Later stages read what it wrote with `rea
 """
 
 from .demo import demo_schema, generate_demo
-from .ingestion import IngestResult, ingest, project_schema
-from .schema import ColumnSpec, DataSchema
+from .ingestion import IngestResult, ingest, project_schema, require_training_rows
+from .schema import ROW_KEY, ColumnSpec, DataSchema, row_key
 from .snapshot import PARTS, Snapshot, content_hash, read_snapshot, write_snapshot
 from .sources import DataError, load_source, read_table, write_table
 from .split import TimeSplit, time_split
@@ -14,6 +14,7 @@ from .validation import REASON, SOURCE_ROW, ValidationResult, validate
 __all__ = [
     "PARTS",
     "REASON",
+    "ROW_KEY",
     "SOURCE_ROW",
     "ColumnSpec",
     "DataError",
@@ -30,6 +31,8 @@ __all__ = [
     "project_schema",
     "read_snapshot",
     "read_table",
+    "require_training_rows",
+    "row_key",
     "time_split",
     "validate",
     "write_snapshot",

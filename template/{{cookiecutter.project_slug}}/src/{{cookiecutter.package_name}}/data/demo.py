@@ -26,9 +26,8 @@ def demo_schema(task: Task) -> DataSchema:
         target = ColumnSpec(
             name="churned",
             role="target",
-            min=0,
-            max=1,
-            integer=True,
+            classes=("0", "1"),
+            positive="1",
             description="1 when the customer cancels within 30 days",
         )
     else:

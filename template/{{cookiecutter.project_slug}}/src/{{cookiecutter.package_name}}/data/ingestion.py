@@ -1,17 +1,21 @@
-"""Ingest raw rows, quarantine invalid ones with reasons, split by time, write a snapshot."""
+"""Ingest raw rows, quarantine invalid ones with reasons, split by time, write a snapshot.
+
+Every refusal names the setting that changes it and the file it lives in, and a snapshot is
+only written when each split can do its job: train a model, calibrate it, and judge it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..config import Project
+from ..config import ConfigError, Project, load_governance
 from .demo import demo_schema
 from .schema import DataSchema
 from .snapshot import Snapshot, content_hash, read_snapshot, write_snapshot
 from .sources import DataError, load_source, write_table
-from .split import time_split
+from .split import TimeSplit, time_split
 from .validation import validate
 
 
@@ -22,39 +26,128 @@ class IngestResult:
     rows_valid: int
     rows_quarantined: int
     quarantine_file: Path | None
+    ignored_columns: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
 def project_schema(project: Project) -> DataSchema:
-    """The schema of the project's source, without reading any data."""
+    """The schema of the project's source as its task reads it, without reading any data."""
     source = project.config.data.source
+    task = project.config.train.task
     if source.kind == "demo":
-        return demo_schema(project.config.train.task)
-    return DataSchema.from_yaml(project.path(source.schema_path))
+        return demo_schema(task)
+    path = project.path(source.schema_path)
+    try:
+        return DataSchema.from_yaml(path).for_task(task)
+    except ValueError as error:
+        raise ConfigError(f"schema file {project.shown(path)}: {error}") from None
+
+
+def require_training_rows(project: Project, rows: int, details: str = "") -> None:
+    """`data.min_training_rows` against the rows of the training split: the one place the
+    minimum is checked, at ingest and again at train (a config may change in between)."""
+    minimum = project.config.data.min_training_rows
+    if rows < minimum:
+        raise DataError(
+            f"the training split has {rows} rows, below data.min_training_rows = {minimum} in "
+            f"{project.config_name}: lower it, or bring more rows{details}"
+        )
+
+
+def _split_counts(split: TimeSplit, target: str) -> dict[str, dict[str, int]]:
+    return {
+        name: {
+            f"{label:g}": int(count)
+            for label, count in part[target].value_counts().sort_index().items()
+        }
+        for name, part in split.parts().items()
+    }
+
+
+def check_split(project: Project, split: TimeSplit, schema: DataSchema) -> None:
+    """Each split must be able to do its job: for a classifier, hold both classes (at least
+    `data.min_class_rows` each); for a regressor, a target that varies."""
+    target = schema.target.name
+    config = project.config
+    settings = (
+        f"data.split.validation_fraction ({config.data.split.validation_fraction}) and "
+        f"data.split.holdout_fraction ({config.data.split.holdout_fraction})"
+    )
+    if config.train.task == "binary_classification":
+        counts = _split_counts(split, target)
+        minimum = config.data.min_class_rows
+        short = [
+            name
+            for name, by_class in counts.items()
+            if len(by_class) < 2 or min(by_class.values()) < minimum
+        ]
+        if short:
+            shown = "; ".join(
+                f"{name}: " + ", ".join(f"class {k}: {v}" for k, v in by_class.items())
+                for name, by_class in counts.items()
+            )
+            raise DataError(
+                f"the {', '.join(short)} split(s) lack a class or hold fewer than "
+                f"data.min_class_rows = {minimum} rows of one ({shown}). Splits are cut by time, "
+                f"so a table sorted by label or a rare class leaves a split one-sided: change "
+                f"{settings} or data.min_class_rows in {project.config_name}, or check the "
+                "timestamps"
+            )
+        return
+    constant = [name for name, part in split.parts().items() if part[target].nunique() < 2]
+    if constant:
+        raise DataError(
+            f"the target {target} is constant in the {', '.join(constant)} split(s): nothing to "
+            f"learn or judge there; change {settings} in {project.config_name}"
+        )
+
+
+def holdout_warnings(project: Project, holdout_rows: int) -> list[str]:
+    """Why a later challenger could never pass the gate on a holdout this small, if it can't."""
+    needed = project.config.promotion.min_holdout_rows
+    if holdout_rows >= needed:
+        return []
+    governance = load_governance(project.root)
+    floor = governance.floor_of("min_holdout_rows") if governance else None
+    lowest = (
+        f"; configs/governance.yaml sets a floor of {floor} rows, so going lower needs an "
+        "override there with a reason"
+        if floor
+        else ""
+    )
+    return [
+        f"the holdout has {holdout_rows} rows and the gate needs at least {needed} "
+        f"(promotion.min_holdout_rows in {project.config_name}): no retrained challenger can be "
+        f"promoted until it does{lowest}. Bring more rows, raise data.split.holdout_fraction, "
+        "or lower promotion.min_holdout_rows"
+    ]
 
 
 def ingest(project: Project, now: datetime | None = None) -> IngestResult:
-    """Read the source, quarantine bad rows, split by time and write a snapshot."""
+    """Read the source, quarantine bad rows, split by time, check the splits, write a snapshot."""
     now = now or datetime.now(UTC)
-    raw, schema, source = load_source(project)
+    raw, _, source = load_source(project)
+    schema = project_schema(project)
     result = validate(raw, schema, now=now)
     snapshot_id = f"{now:%Y%m%dT%H%M%S}-{content_hash(result.valid)[:8]}"
     quarantine_file = None
+    refused = ""
     if not result.quarantined.empty:
         # Written before any refusal below, so the reasons a refusal points to exist.
         quarantine_file = project.quarantine_dir / f"{snapshot_id}.parquet"
         write_table(result.quarantined, quarantine_file)
-    minimum = project.config.data.min_training_rows
-    if len(result.valid) < minimum:
         refused = (
             f"; the {len(result.quarantined)} refused rows, each with its reason, are in "
-            f"{quarantine_file.relative_to(project.root)}"
-            if quarantine_file
-            else ""
+            f"{project.shown(quarantine_file)}"
         )
-        raise DataError(
-            f"only {len(result.valid)} valid rows of {len(raw)} (minimum {minimum}){refused}"
-        )
+    if result.valid.empty:
+        raise DataError(f"no valid rows of {len(raw)}{refused}")
     split = time_split(result.valid, schema.timestamp_column, project.config.data.split)
+    require_training_rows(
+        project, len(split.train), f" ({len(result.valid)} valid rows of {len(raw)}){refused}"
+    )
+    check_split(project, split, schema)
+    warnings = holdout_warnings(project, len(split.holdout))
     times = {name: part[schema.timestamp_column] for name, part in split.parts().items()}
     manifest = {
         "created_at": now.isoformat(),
@@ -64,9 +157,8 @@ def ingest(project: Project, now: datetime | None = None) -> IngestResult:
         "rows_valid": len(result.valid),
         "rows_quarantined": len(result.quarantined),
         "ignored_columns": list(result.ignored_columns),
-        "quarantine_file": str(quarantine_file.relative_to(project.root))
-        if quarantine_file
-        else None,
+        "warnings": warnings,
+        "quarantine_file": project.shown(quarantine_file) if quarantine_file else None,
         "time_ranges": {
             name: [t.min().isoformat(), t.max().isoformat()] for name, t in times.items()
         },
@@ -78,4 +170,6 @@ def ingest(project: Project, now: datetime | None = None) -> IngestResult:
         rows_valid=len(result.valid),
         rows_quarantined=len(result.quarantined),
         quarantine_file=quarantine_file,
+        ignored_columns=result.ignored_columns,
+        warnings=tuple(warnings),
     )

@@ -1,14 +1,18 @@
-"""The data contract, declared once: columns, roles, ranges and categories.
+"""The data contract, declared once: columns, roles, ranges, categories and the target's classes.
 
-Validation, features and (later) request models are all derived from a `DataSchema`, so a
-column is described in exactly one place.
+Validation, features and request models are all derived from a `DataSchema`, so a column is
+described in exactly one place. The format is documented in the project's `docs/data.md`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
+import numbers
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -16,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from ..config import ConfigError, explain
 
 Role = Literal["id", "timestamp", "numeric", "categorical", "target"]
+# Without an id column, a row's key is a digest of its features (see `row_key`).
+ROW_KEY = "row_key"
 
 
 class ColumnSpec(BaseModel):
@@ -29,11 +35,29 @@ class ColumnSpec(BaseModel):
     max: float | None = None
     integer: bool = False
     categories: tuple[str, ...] | None = None
+    classes: tuple[str, ...] | None = None  # a binary target's two values, as the data holds them
+    positive: str | None = None  # which of the two classes the model predicts the probability of
 
     @model_validator(mode="after")
     def _coherent(self) -> ColumnSpec:
         if self.categories is not None and self.role != "categorical":
             raise ValueError(f"{self.name}: only categorical columns take categories")
+        if (self.classes is not None or self.positive is not None) and self.role != "target":
+            raise ValueError(f"{self.name}: only the target takes classes and positive")
+        if self.classes is not None:
+            if len(set(self.classes)) != 2:
+                raise ValueError(
+                    f"{self.name}: a binary target has exactly two classes, "
+                    f"got {list(self.classes)}"
+                )
+            if self.positive is not None and self.positive not in self.classes:
+                raise ValueError(
+                    f"{self.name}: positive {self.positive!r} is not one of the classes"
+                )
+            if self.min is not None or self.max is not None:
+                raise ValueError(f"{self.name}: a target with classes takes no min or max")
+        elif self.positive is not None:
+            raise ValueError(f"{self.name}: positive needs the two classes")
         if self.role == "categorical" and not self.categories:
             raise ValueError(f"{self.name}: a categorical column needs its categories")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -44,7 +68,29 @@ class ColumnSpec(BaseModel):
 
     @property
     def is_numeric(self) -> bool:
-        return self.role in {"numeric", "target"}
+        return self.role == "numeric" or (self.role == "target" and self.classes is None)
+
+    def label(self, value: Any) -> float | None:
+        """A target value as the model sees it (1.0 for the positive class, 0.0 for the other,
+        the number itself for regression), or None when it is outside the target's domain."""
+        if self.classes is not None:
+            for name in self.classes:
+                if _same_value(value, name):
+                    return 1.0 if name == self.positive_class else 0.0
+            return None
+        number = _finite(value)
+        if number is None:
+            return None
+        too_low = self.min is not None and number < self.min
+        too_high = self.max is not None and number > self.max
+        return None if too_low or too_high else number
+
+    @property
+    def positive_class(self) -> str | None:
+        """The class scored as 1 (the second class unless `positive` names the first)."""
+        if self.classes is None:
+            return None
+        return self.positive if self.positive is not None else self.classes[1]
 
 
 class DataSchema(BaseModel):
@@ -58,9 +104,13 @@ class DataSchema(BaseModel):
         if repeated := sorted(name for name, count in names.items() if count > 1):
             raise ValueError(f"column names repeat: {repeated}")
         roles = Counter(column.role for column in self.columns)
-        for role in ("id", "timestamp", "target"):
+        for role in ("timestamp", "target"):
             if roles[role] != 1:
                 raise ValueError(f"exactly one {role} column is required, found {roles[role]}")
+        if roles["id"] > 1:
+            raise ValueError(f"at most one id column is allowed, found {roles['id']}")
+        if ROW_KEY in names:
+            raise ValueError(f"{ROW_KEY!r} is reserved for the key of rows without an id column")
         if roles["numeric"] + roles["categorical"] == 0:
             raise ValueError("at least one numeric or categorical feature is required")
         return self
@@ -69,8 +119,15 @@ class DataSchema(BaseModel):
         return next(column for column in self.columns if column.role == role)
 
     @property
-    def id_column(self) -> str:
-        return self._only("id").name
+    def id_column(self) -> str | None:
+        """The entity id column, if the data has one: it is optional."""
+        ids = [column.name for column in self.columns if column.role == "id"]
+        return ids[0] if ids else None
+
+    @property
+    def key_column(self) -> str:
+        """The id column, or `row_key` (added at validation) when the data has no id."""
+        return self.id_column or ROW_KEY
 
     @property
     def timestamp_column(self) -> str:
@@ -92,6 +149,20 @@ class DataSchema(BaseModel):
     def feature_columns(self) -> list[str]:
         return self.numeric_features + self.categorical_features
 
+    def for_task(self, task: str) -> DataSchema:
+        """The schema as the task reads it: a binary target without declared classes holds
+        0 and 1 (1 positive); a regression target must not declare classes."""
+        target = self.target
+        if task == "regression" and target.classes is not None:
+            raise ValueError(f"{target.name}: a regression target takes no classes")
+        if task != "binary_classification" or target.classes is not None:
+            return self
+        binary = target.model_copy(
+            update={"classes": ("0", "1"), "positive": "1", "min": None, "max": None}
+        )
+        columns = tuple(binary if c.role == "target" else c for c in self.columns)
+        return self.model_copy(update={"columns": columns})
+
     def column(self, name: str) -> ColumnSpec:
         for column in self.columns:
             if column.name == name:
@@ -112,3 +183,38 @@ class DataSchema(BaseModel):
         path.parent.mkdir(parents=True, exist_ok=True)
         data = self.model_dump(mode="json", exclude_defaults=True)
         path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def _key_part(value: Any) -> str:
+    """One value as the key sees it: numbers by value (1 and 1.0 agree), missing as empty."""
+    if value is None or type(value).__name__ == "NAType":
+        return ""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+        return "" if math.isnan(number) else repr(number)
+    return str(value)
+
+
+def row_key(row: Mapping[str, Any], schema: DataSchema) -> str:
+    """A row's key when the data has no id column: a digest of its features, so the same row
+    in a file, a snapshot or a request always gets the same key (16 hex characters)."""
+    text = "\x1f".join(_key_part(row.get(name)) for name in schema.feature_columns)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _same_value(value: Any, name: str) -> bool:
+    """`value` is the class `name`: the same text, or the same number (1, 1.0 and "1" agree)."""
+    if isinstance(value, str) and value == name:
+        return True
+    number, declared = _finite(value), _finite(name)
+    return number is not None and declared is not None and number == declared

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Sequence
+from itertools import islice
 from pathlib import Path
 
 import pandas as pd
@@ -17,21 +20,64 @@ class DataError(ProjectError, ValueError):
     """Input data cannot be used: missing file, unreadable format, wrong columns, too few rows."""
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read CSV as text (validation then sees exactly what the file holds) or Parquet."""
+# The separators a CSV file may use; `csv_delimiter` detects one of them.
+DELIMITERS = (",", ";", "\t", "|")
+SNIFFED_LINES = 50
+
+
+def _shown_delimiter(delimiter: str) -> str:
+    return "tab" if delimiter == "\t" else repr(delimiter)
+
+
+def csv_delimiter(path: Path, configured: str | None = None) -> str:
+    """The configured delimiter, else the one `csv.Sniffer` finds on the first lines among
+    `DELIMITERS`, else `,`: batch scoring and ingest read a file the same way."""
+    if configured is not None:
+        return configured
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as file:
+        sample = "".join(islice(file, SNIFFED_LINES))
+    try:
+        return csv.Sniffer().sniff(sample, delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:  # one column, or too few lines to tell
+        return ","
+
+
+def check_header(path: Path, columns: Sequence[object], delimiter: str) -> None:
+    """Refuse a header read as one column when it holds another delimiter: the file was split
+    on the wrong character, and every row would otherwise fail as "missing columns"."""
+    if len(columns) != 1:
+        return
+    header = str(columns[0])
+    if found := [d for d in DELIMITERS if d != delimiter and d in header]:
+        likely = found[0]
+        raise DataError(
+            f"data file {path}: the header parsed as one column with delimiter "
+            f"{_shown_delimiter(delimiter)}, but the file looks {_shown_delimiter(likely)}-"
+            f"separated: set data.source.delimiter to {likely!r}"
+        )
+
+
+def read_table(path: Path, delimiter: str | None = None) -> pd.DataFrame:
+    """Read CSV as text (validation then sees exactly what the file holds) or Parquet.
+
+    A CSV file's delimiter is `delimiter`, or detected when None (see `csv_delimiter`).
+    """
     if not path.exists():
         raise DataError(f"data file {path}: no such file")
     suffix = path.suffix.lower()
     if suffix in {".csv", ".parquet"} and path.stat().st_size == 0:
         raise DataError(f"data file {path} is empty: not even a header")
+    if suffix not in {".csv", ".parquet"}:
+        raise DataError(f"data file {path}: expected .csv or .parquet")
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
         if suffix == ".parquet":
             return pd.read_parquet(path)
+        separator = csv_delimiter(path, delimiter)
+        frame = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False, na_values=[""])
     except (ValueError, OSError) as error:
         raise DataError(f"data file {path} cannot be read: {error}") from None
-    raise DataError(f"data file {path}: expected .csv or .parquet")
+    check_header(path, list(frame.columns), separator)
+    return frame
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
@@ -62,4 +108,5 @@ def load_source(project: Project) -> tuple[pd.DataFrame, DataSchema, str]:
         return generate_demo(source, task), demo_schema(task), description
     assert isinstance(source, FileSourceConfig)
     schema = DataSchema.from_yaml(project.path(source.schema_path))
-    return read_table(project.path(source.path)), schema, f"file({source.path})"
+    rows = read_table(project.path(source.path), source.delimiter)
+    return rows, schema, f"file({source.path})"

@@ -15,7 +15,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from .schema import ColumnSpec, DataSchema
+from .schema import ROW_KEY, ColumnSpec, DataSchema, row_key
 from .sources import DataError
 
 REASON = "quarantine_reason"
@@ -60,6 +60,9 @@ def _parse(values: pd.Series, column: ColumnSpec) -> tuple[pd.Series, str]:
             values = pd.Series(pd.NA, index=values.index, dtype=object)
         parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
         return parsed, "not a timestamp"
+    if column.classes is not None:
+        labels = values.map(lambda value: column.label(value) if pd.notna(value) else None)
+        return labels.astype("float64"), f"not one of the classes {list(column.classes)}"
     if column.is_numeric:
         if pd.api.types.is_datetime64_any_dtype(values):
             # A typed timestamp column would otherwise pass as its count of microseconds.
@@ -79,11 +82,13 @@ def _shown(value: object) -> str:
 def _check_time(
     typed: pd.DataFrame, schema: DataSchema, now: datetime, reasons: dict[int, list[str]]
 ) -> None:
-    """Duplicated (id, timestamp) pairs and timestamps from the future are quarantined."""
-    key = [schema.id_column, schema.timestamp_column]
+    """Duplicated (key, timestamp) pairs and timestamps from the future are quarantined. The key
+    is the id, or without one the row's features: the same row twice."""
+    key = [schema.key_column, schema.timestamp_column]
     duplicated = typed.duplicated(subset=key, keep="first") & typed[key].notna().all(axis=1)
+    what = "id" if schema.id_column else "features"
     for row in typed.index[duplicated]:
-        reasons[row].append("duplicate: same id and timestamp as an earlier row")
+        reasons[row].append(f"duplicate: same {what} and timestamp as an earlier row")
     for row in typed.index[typed[schema.timestamp_column] > now + FUTURE_TOLERANCE]:
         reasons[row].append(f"{schema.timestamp_column}: in the future")
 
@@ -115,6 +120,13 @@ def validate(
             reasons[row].append(f"{column.name}: {shown} is {unparsable}")
         parsed[column.name] = values
     typed = pd.DataFrame(parsed, index=raw.index)
+    if schema.id_column is None:
+        features = typed[schema.feature_columns].astype(object)
+        keys = [
+            row_key(dict(zip(features.columns, values, strict=True)), schema)
+            for values in features.itertuples(index=False, name=None)
+        ]
+        typed.insert(0, ROW_KEY, keys)
 
     try:
         pandera_schema(columns).validate(typed, lazy=True)

@@ -19,9 +19,13 @@ BOOTSTRAP_RESAMPLES = 200
 
 
 def quality(
-    project: Project, schema: DataSchema, reference: pd.DataFrame, current: pd.DataFrame
+    project: Project,
+    schema: DataSchema,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    described: str = "the reference data",
 ) -> tuple[dict[str, Any], list[str]]:
-    """Missing values and out-of-range numbers, compared with the training data."""
+    """Missing values and out-of-range numbers, compared with the reference data."""
     policy, checks, reasons = project.config.monitor, {}, []
     for name in schema.feature_columns:
         missing_ref, missing_cur = (
@@ -39,7 +43,10 @@ def quality(
             outside = float(((values < low) | (values > high)).mean())
             entry |= {"reference_range": [float(low), float(high)], "out_of_range_share": outside}
             if outside > policy.max_out_of_range_share:
-                reasons.append(f"{name}: {outside:.1%} of values outside the training range")
+                reasons.append(
+                    f"{name}: {outside:.1%} of values outside the range of {described} "
+                    f"[{low:g}, {high:g}]"
+                )
         checks[name] = entry
     return checks, reasons
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import exit_codes
 from ..config import Project
-from ..data import DataSchema, read_snapshot, read_table, validate
+from ..data import DataSchema, Snapshot, read_snapshot, read_table, validate
 from ..features import model_input
 from ..metrics import predict_scores
 from ..predictions import PredictionLog
@@ -72,10 +72,24 @@ def _current(
     return current, f"prediction log since {since:%Y-%m-%d} ({len(log)} served predictions)"
 
 
+def reference_rows(snapshot: Snapshot, kind: str) -> tuple[pd.DataFrame, str]:
+    """The champion's reference data and how reports name it. "unseen" (the default): the
+    validation and holdout rows, which the fit never saw; on its own training rows a model's
+    predictions are sharper than anywhere else, which would read as prediction drift on
+    ordinary data. "training": the training split, when features alone matter."""
+    if kind == "training":
+        return snapshot.train, f"the training split of snapshot {snapshot.snapshot_id}"
+    unseen = pd.concat([snapshot.validation, snapshot.holdout], ignore_index=True)
+    return unseen, (
+        f"the validation and holdout rows of snapshot {snapshot.snapshot_id} (unseen by the fit)"
+    )
+
+
 def monitor(
     project: Project, source: Path | None = None, now: datetime | None = None
 ) -> MonitorResult:
-    """Compare the current window with the champion's training data; write report and flag."""
+    """Compare the current window with the champion's reference data (`monitor.reference`: the
+    rows of its snapshot its fit never saw, or its training split); write report and flag."""
     now = now or datetime.now(UTC)
     config = project.config
     store = Store.open(project)
@@ -83,10 +97,8 @@ def monitor(
     champion, model = store.load_champion()
     snapshot = read_snapshot(project.snapshots_dir, champion.tags.get("snapshot_id"))
     schema = snapshot.schema
-    # The rows the fit never saw: on its own training rows a model's predictions are sharper than
-    # anywhere else, which would read as prediction drift on perfectly ordinary data.
-    unseen = pd.concat([snapshot.validation, snapshot.holdout], ignore_index=True)
-    reference = model_input(unseen, schema)
+    rows, described = reference_rows(snapshot, config.monitor.reference)
+    reference = model_input(rows, schema)
     reference[PREDICTION] = predict_scores(model, reference, config.train.task)
     current, window = _current(project, schema, model, source, now)
 
@@ -97,7 +109,12 @@ def monitor(
         "checked_at": now.isoformat(),
         "model": name,
         "champion_version": str(champion.version),
-        "reference": {"snapshot_id": snapshot.snapshot_id, "rows": len(reference)},
+        "reference": {
+            "snapshot_id": snapshot.snapshot_id,
+            "rows": len(reference),
+            "kind": config.monitor.reference,
+            "description": described,
+        },
         "current": {"source": window, "rows": len(current)},
         "policy": config.monitor.model_dump(),
     }
@@ -111,7 +128,9 @@ def monitor(
         )
     else:
         snap, summary["drift"], reasons["drift"] = drift(project, schema, reference, current)
-        summary["quality"], reasons["quality"] = quality(project, schema, reference, current)
+        summary["quality"], reasons["quality"] = quality(
+            project, schema, reference, current, described
+        )
         trained = champion.tags.get(f"holdout_{config.train.primary_metric}")
         summary["performance"], reasons["performance"] = performance(
             project, float(trained) if trained else None, current
@@ -142,7 +161,7 @@ def monitor(
                 "retrain": retrain,
                 "status": status,
                 "reasons": all_reasons,
-                "summary": str(summary_path.relative_to(project.root)),
+                "summary": project.shown(summary_path),
             },
             indent=2,
         ),

@@ -19,7 +19,15 @@ from ..metrics import compute_metrics, metric, predict_scores, slice_metrics
 from ..store import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, Store
 from .gate import Evidence, Measured, Verdict, decide
 from .record import Decision, Outcome, conclude, new_record
-from .stats import run_test
+from .stats import minimum_detectable_effect, run_test
+
+# What the minimum detectable effect of each test is measured in (80% power).
+EFFECT_SCALES = {
+    "paired_bootstrap": "{metric}",
+    "paired_t": "mean per-row loss",
+    "wilcoxon": "mean per-row loss",
+    "mcnemar": "accuracy",
+}
 
 
 def _version_entry(version: ModelVersion) -> dict[str, Any]:
@@ -139,6 +147,8 @@ def _record_body(evidence: Evidence, verdict: Verdict, project: Project) -> dict
             "ci_low": result.ci_low,
             "ci_high": result.ci_high,
             "n": result.n,
+            "minimum_detectable_effect": minimum_detectable_effect(result, policy.alpha),
+            "effect_scale": EFFECT_SCALES[result.test].format(metric=name),
             "detail": result.detail,
         },
         "guardrails": verdict.guardrails,

@@ -59,7 +59,8 @@ def _markdown(record: dict[str, Any]) -> str:
         if entry := record.get(role):
             lines.append(f"- {role}: version {entry.get('version')}")
     if data := record.get("data"):
-        lines.append(f"- data: {data}")
+        lines += ["", "## Data", ""]
+        lines += [f"- {key.replace('_', ' ')}: {_fmt(value)}" for key, value in data.items()]
     if primary := record.get("primary"):
         lines += ["", "## Primary metric", "", "| | value |", "|---|---|"]
         lines += [f"| {key} | {_fmt(value)} |" for key, value in primary.items()]
@@ -96,8 +97,15 @@ def _markdown(record: dict[str, Any]) -> str:
 
 
 def _fmt(value: Any) -> str:
+    """A value as a person reads it: 6 significant digits and never "-0"; a range as "a to b";
+    a mapping as "key: value" pairs."""
     if isinstance(value, float):
-        return "n/a" if not math.isfinite(value) else f"{value:.6g}"
+        text = f"{value:.6g}" if math.isfinite(value) else "n/a"
+        return "0" if text == "-0" else text
+    if isinstance(value, list | tuple):
+        return " to ".join(_fmt(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {_fmt(v)}" for key, v in value.items())
     return "n/a" if value is None else str(value)
 
 

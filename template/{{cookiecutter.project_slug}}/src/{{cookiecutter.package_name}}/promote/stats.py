@@ -92,6 +92,8 @@ def paired_bootstrap(
         return TestResult("paired_bootstrap", float(observed), 1.0, None, None, len(y), detail)
     not_better = int(np.count_nonzero(defined <= 0))
     low, high = np.quantile(defined, [alpha, 1 - alpha])
+    if defined.size > 1:
+        detail["standard_error"] = float(np.std(defined, ddof=1))
     return TestResult(
         test="paired_bootstrap",
         statistic=float(observed),
@@ -117,7 +119,12 @@ def paired_t(
     n = len(reduction)
     mean = float(reduction.mean())
     spread = float(reduction.std(ddof=1)) if n > 1 else 0.0
-    detail = {"mean_difference": mean, "std_difference": spread, "df": float(n - 1)}
+    detail = {
+        "mean_difference": mean,
+        "std_difference": spread,
+        "df": float(n - 1),
+        "standard_error": spread / math.sqrt(n),
+    }
     if _without_spread(reduction):
         return TestResult("paired_t", 0.0, 1.0, None, None, n, detail)
     result = stats.ttest_rel(champion, challenger, alternative="greater")
@@ -146,6 +153,10 @@ def wilcoxon(champion_losses: np.ndarray, challenger_losses: np.ndarray) -> Test
         "changed_rows": float(changed),
         "mean_difference": float(reduction.mean()),
         "median_difference": float(np.median(reduction)),
+        # The normal approximation's, for the minimum detectable effect.
+        "standard_error": float(reduction.std(ddof=1) / math.sqrt(len(reduction)))
+        if len(reduction) > 1
+        else math.nan,
     }
     if changed == 0:
         return TestResult("wilcoxon", 0.0, 1.0, None, None, len(reduction), detail)
@@ -184,8 +195,27 @@ def mcnemar(champion_correct: np.ndarray, challenger_correct: np.ndarray) -> Tes
         ci_low=None,
         ci_high=None,
         n=len(champion),
-        detail={"b": float(champion_only), "c": float(challenger_only)},
+        detail={
+            "b": float(champion_only),
+            "c": float(challenger_only),
+            # Of the difference in accuracy, (c - b) / n.
+            "standard_error": math.sqrt(
+                max(discordant - (challenger_only - champion_only) ** 2 / len(champion), 0.0)
+            )
+            / len(champion),
+        },
     )
+
+
+def minimum_detectable_effect(result: TestResult, alpha: float, power: float = 0.8) -> float:
+    """The smallest true improvement this test finds significant with probability `power` on
+    these rows: (z_(1 - alpha) + z_power) * standard error, a normal approximation. Its scale
+    is the test's own: the gate metric (bootstrap), the mean per-row loss (t, Wilcoxon),
+    accuracy (McNemar). NaN when the test has no standard error."""
+    error = result.detail.get("standard_error", math.nan)
+    if not math.isfinite(error):
+        return math.nan
+    return float((stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)) * error)
 
 
 def run_test(

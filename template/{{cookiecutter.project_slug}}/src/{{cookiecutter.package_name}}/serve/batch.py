@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from ..config import Project
 from ..data import SOURCE_ROW, DataError, project_schema, validate
+from ..data.sources import check_header, csv_delimiter
 from ..features import model_input
 from ..metrics import decisions, predict_scores
 from ..store import Store
@@ -32,14 +33,18 @@ class BatchResult:
     quarantine_file: Path | None
 
 
-def _chunks(source: Path, rows: int) -> Iterator[pd.DataFrame]:
+def _chunks(source: Path, rows: int, delimiter: str | None = None) -> Iterator[pd.DataFrame]:
     suffix = source.suffix.lower()
     if not source.exists():
         raise DataError(f"{source}: no such file")
     if suffix == ".csv":
-        yield from pd.read_csv(
-            source, dtype=str, keep_default_na=False, na_values=[""], chunksize=rows
-        )
+        delimiter = csv_delimiter(source, delimiter)  # as ingest's `read_table` reads it
+        with pd.read_csv(
+            source, sep=delimiter, dtype=str, keep_default_na=False, na_values=[""], chunksize=rows
+        ) as reader:
+            for chunk in reader:
+                check_header(source, list(chunk.columns), delimiter)
+                yield chunk
     elif suffix == ".parquet":
         for batch in pq.ParquetFile(source).iter_batches(batch_size=rows):
             yield batch.to_pandas()
@@ -87,7 +92,8 @@ def batch_predict(
     scored, rejected = _Appender(output), _Appender(quarantine)
     read = good = bad = 0
     try:
-        for chunk in _chunks(source, chunk_rows):
+        configured = getattr(project.config.data.source, "delimiter", None)
+        for chunk in _chunks(source, chunk_rows, configured):
             result = validate(chunk, schema, scoring=True)
             if len(result.quarantined):
                 shifted = result.quarantined[SOURCE_ROW] + read
@@ -98,7 +104,8 @@ def batch_predict(
                 )
             if len(result.valid):
                 values = predict_scores(model, model_input(result.valid, schema), task)
-                kept = [c for c in (schema.id_column, schema.timestamp_column) if c in result.valid]
+                keys = (schema.key_column, schema.timestamp_column)
+                kept = [column for column in keys if column in result.valid]
                 out = result.valid[kept].assign(prediction=values, model_version=version)
                 if task == "binary_classification":
                     out["label"] = decisions(values).astype("int64")

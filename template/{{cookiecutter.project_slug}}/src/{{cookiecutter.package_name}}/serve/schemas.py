@@ -7,10 +7,11 @@ so a request the model could not have been trained on is refused with a 422 nami
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from types import GenericAlias
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from ..data import ColumnSpec, DataSchema
 from ..metrics import DECISION_THRESHOLD
@@ -43,12 +44,22 @@ def _field(column: ColumnSpec) -> tuple[Any, Any]:
     return kind, Field(description=column.description)
 
 
+def _id_text(value: Any) -> Any:
+    """Ids are text, but files often hold whole numbers: 42 is the id "42"."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+ENTITY_ID = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=256)]
+
+
 def request_row_model(schema: DataSchema) -> type[BaseModel]:
-    """One row to score: the entity id, every feature, and an optional event time."""
+    """One row to score: the entity id (when the data has one), every feature, and an optional
+    event time, which must be a real instant (ISO 8601)."""
     fields: dict[str, Any] = {
-        schema.id_column: (str, Field(min_length=1, max_length=256)),
-        schema.timestamp_column: (str | None, Field(default=None, max_length=64)),
+        schema.timestamp_column: (datetime | None, Field(default=None)),
     }
+    if schema.id_column is not None:
+        fields[schema.id_column] = (ENTITY_ID, Field())
     fields |= {name: _field(schema.column(name)) for name in schema.feature_columns}
     return create_model(
         "PredictionRequest",
@@ -81,13 +92,50 @@ class BatchPrediction(BaseModel):
     predictions: list[Prediction]
 
 
+def _class_values(target: ColumnSpec) -> tuple[str | int | float, ...]:
+    """A binary target's classes as clients may send them: the text, and the number it spells."""
+    values: list[str | int | float] = []
+    for name in target.classes or ():
+        values.append(name)
+        try:
+            number = float(name)
+        except ValueError:
+            continue
+        values.append(int(number) if number.is_integer() else number)
+    return tuple(values)
+
+
+def _not_a_boolean(value: Any) -> Any:
+    """`true` equals 1 to Python, but it is no class a label file holds."""
+    if isinstance(value, bool):
+        raise ValueError("expected one of the target's classes, not a boolean")
+    return value
+
+
+def _label_of(target: ColumnSpec) -> Any:
+    def label(value: Any) -> float:
+        converted = target.label(value)
+        if converted is None:
+            raise ValueError(f"not a value the target {target.name} takes")
+        return converted
+
+    return AfterValidator(label)
+
+
 def feedback_model(target: ColumnSpec) -> type[BaseModel]:
-    """A label the target column can take; its range is in the API schema, so clients see it."""
+    """A label the target column can take (a binary target's two classes, a regression target's
+    range), in the API schema so clients see it; anything else is a 422 naming `label`. The
+    route receives the label as the model reads it: 1.0 for the positive class."""
+    kind: Any = (
+        Annotated[Literal[_class_values(target)], BeforeValidator(_not_a_boolean)]
+        if target.classes is not None
+        else _number(target)
+    )
     return create_model(
         "Feedback",
         __config__=ConfigDict(extra="forbid"),
         prediction_id=(str, Field(min_length=1, max_length=64)),
-        label=(_number(target), Field(description=target.description)),
+        label=(Annotated[kind, _label_of(target)], Field(description=target.description)),
     )
 
 

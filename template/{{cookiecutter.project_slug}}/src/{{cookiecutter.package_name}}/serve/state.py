@@ -21,7 +21,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..config import ConfigError, Project, ServeConfig
-from ..data import project_schema
+from ..data import project_schema, row_key
 from ..features import records_frame
 from ..metrics import decisions, predict_scores
 from ..predictions import FeedbackRecord, PredictionLog, PredictionRecord
@@ -76,6 +76,12 @@ class ServiceState:
         )
         self.shadow_tasks: set[asyncio.Task[None]] = set()
 
+    def entity_id(self, row: Row) -> str:
+        """Who the row is about: its id, or without an id column its row key (its features)."""
+        if self.schema.id_column is None:
+            return row_key(row, self.schema)
+        return str(row[self.schema.id_column])
+
     async def follow_registry(self) -> None:
         """Swap in whatever the aliases point at now (the registry is polled off the loop)."""
         await asyncio.to_thread(self.models.refresh)
@@ -121,7 +127,7 @@ class ServiceState:
                     features=row,
                     prediction=float(value),
                     latency_ms=per_row,
-                    entity_id=str(row[self.schema.id_column]),
+                    entity_id=self.entity_id(row),
                     ts=now,
                 )
             )
@@ -141,9 +147,7 @@ class ServiceState:
         ids = [uuid.uuid4().hex for _ in rows]
         groups: dict[str, list[int]] = {}
         for i, row in enumerate(rows):
-            variant: str = assign_variant(
-                str(row[self.schema.id_column]), self.online, salt=self.model_name
-            )
+            variant: str = assign_variant(self.entity_id(row), self.online, salt=self.model_name)
             if variant == CHALLENGER and CHALLENGER not in models:
                 variant = CHAMPION
             groups.setdefault(variant, []).append(i)

@@ -4,6 +4,17 @@ Public entry point: `train(project)`, which registers the new version as `challe
 replacing the champion is the promotion gate's job.
 """
 
+from .leakage import FeatureLeak, LeakageError, LeakageReport, check_leakage
 from .training import Evaluation, TrainingError, TrainResult, fit_model, train
 
-__all__ = ["Evaluation", "TrainResult", "TrainingError", "fit_model", "train"]
+__all__ = [
+    "Evaluation",
+    "FeatureLeak",
+    "LeakageError",
+    "LeakageReport",
+    "TrainResult",
+    "TrainingError",
+    "check_leakage",
+    "fit_model",
+    "train",
+]

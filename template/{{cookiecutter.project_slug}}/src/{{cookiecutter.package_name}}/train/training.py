@@ -21,11 +21,12 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from ..config import ModelFamily, Project
-from ..data import PARTS, Snapshot, read_snapshot
+from ..data import PARTS, Snapshot, read_snapshot, require_training_rows
 from ..errors import ProjectError
 from ..features import model_input
 from ..metrics import compute_metrics, metric, predict_scores, slice_metrics
 from ..store import CHALLENGER, CHAMPION, Run, Store
+from .leakage import LeakageError, LeakageReport, check_leakage
 from .models import build_model, continue_fitting, warm_startable
 from .plots import evaluation_figures
 
@@ -125,27 +126,12 @@ def _evaluate(
     return evaluation, scores
 
 
-def _log_run(
-    run: Run,
-    project: Project,
-    snapshot: Snapshot,
-    family: ModelFamily,
-    evaluation: Evaluation,
-    holdout_scores: np.ndarray,
-    fit_seconds: float,
-) -> None:
-    """Everything a reviewer needs to trust the run: data digests, params, metrics, plots."""
+def _log_lineage(run: Run, project: Project, snapshot: Snapshot, family: ModelFamily) -> None:
+    """What the run trained on and how: data digests and datasets, task, family, params."""
     settings = project.config.train
     schema = snapshot.schema
     params = settings.params if family == settings.model_family else {}
-    run.set_tags(
-        {
-            "stage": "train",
-            "model_family": family,
-            "snapshot_id": snapshot.snapshot_id,
-            "beats_baseline": str(evaluation.beats_baseline),
-        }
-    )
+    run.set_tags({"stage": "train", "model_family": family, "snapshot_id": snapshot.snapshot_id})
     run.log_params(
         {
             "task": settings.task,
@@ -170,6 +156,49 @@ def _log_run(
             digest=snapshot.digest(part)[:16],
         )
         run.log_dataset(dataset, context=part)
+
+
+def _log_leakage(run: Run, report: LeakageReport) -> None:
+    """The leakage check's figures, whatever it found, and the reason for each allowed feature."""
+    run.log_params(
+        {"leakage_threshold": report.threshold, "leakage_max_shared_share": report.max_shared_share}
+    )
+    run.set_tags(
+        {
+            "leakage": report.summary,
+            **{f"leakage_allowed.{_metric_key(name)}": why for name, why in report.allow.items()},
+        }
+    )
+    run.log_metrics(
+        {
+            **{
+                f"leakage_score_{_metric_key(name)}": value for name, value in report.scores.items()
+            },
+            **{
+                f"leakage_one_label_share_{_metric_key(name)}": value
+                for name, value in report.one_label_shares.items()
+            },
+            "leakage_shared_rows": report.shared_rows,
+            "leakage_shared_share": report.shared_share,
+        }
+    )
+    run.log_dict(report.as_dict(), "leakage.json")
+
+
+def _log_run(
+    run: Run,
+    project: Project,
+    snapshot: Snapshot,
+    family: ModelFamily,
+    evaluation: Evaluation,
+    holdout_scores: np.ndarray,
+    fit_seconds: float,
+) -> None:
+    """Everything a reviewer needs to trust the run: data digests, params, metrics, plots."""
+    settings = project.config.train
+    schema = snapshot.schema
+    _log_lineage(run, project, snapshot, family)
+    run.set_tags({"beats_baseline": str(evaluation.beats_baseline)})
     metrics = {
         **{f"holdout_{key}": value for key, value in evaluation.holdout.items()},
         **{f"validation_{key}": value for key, value in evaluation.validation.items()},
@@ -241,16 +270,28 @@ def train(
 ) -> TrainResult:
     """Train, evaluate on the holdout, log everything to MLflow and register the challenger.
 
-    A model that does not beat the baseline on the primary metric is logged but not registered.
+    A model that does not beat the baseline on the primary metric is logged but not registered;
+    data that leaks the target (see `leakage.py`) is refused before fitting, with LeakageError.
     """
     family = family or project.config.train.model_family
     snapshot = read_snapshot(project.snapshots_dir, snapshot_id)
-    minimum = project.config.data.min_training_rows
-    if len(snapshot.train) < minimum:
-        raise TrainingError(
-            f"training split has {len(snapshot.train)} rows, below the minimum {minimum}"
-        )
+    require_training_rows(project, len(snapshot.train), f" (snapshot {snapshot.snapshot_id})")
+    leakage = check_leakage(
+        snapshot.train,
+        snapshot.validation,
+        snapshot.holdout,
+        schema=snapshot.schema,
+        task=project.config.train.task,
+        config=project.config.train.leakage,
+    )
     store = Store.open(project)
+    if not leakage.passed:
+        # Refused before fitting; the run ends FAILED, with the figures that explain why.
+        with store.run(f"train-{family}") as run:
+            _log_lineage(run, project, snapshot, family)
+            _log_leakage(run, leakage)
+            run.set_tags({"outcome": "rejected: leakage"})
+            raise LeakageError(leakage)
     warm = champion_pipeline(store, family) if project.config.train.warm_start else None
     started = time.perf_counter()
     model = fit_model(project, snapshot, family, warm_from=warm[1] if warm else None)
@@ -261,6 +302,7 @@ def train(
 
     with store.run(f"train-{family}") as run:
         _log_run(run, project, snapshot, family, evaluation, holdout_scores, fit_seconds)
+        _log_leakage(run, leakage)
         run.set_tags({"warm_started_from": f"v{warm[0]}" if warm else "none"})
         if not evaluation.beats_baseline and family != "baseline":
             run.set_tags({"outcome": "rejected: does not beat the baseline"})

@@ -1,0 +1,516 @@
+"""Infer a data schema from a file: the first draft of the contract, for a person to review.
+
+pandera's own `infer_schema` reads each column's dtype, nullability and observed range; this
+module maps that onto the project's roles (`ColumnSpec`): ranges widened by a margin, text as
+categories, a binary target's two classes, id-like columns left out. Every decision comes with
+the reason, which `schema infer` prints as a table and writes as comments in the YAML.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import yaml
+
+from ..config import Task
+from ..files import written_whole
+from .schema import ROW_KEY, ColumnSpec, DataSchema, Role
+from .sources import DataError, read_table
+
+MARGIN = 0.1  # ranges are widened by this share of the observed range, on each side
+SHOWN_VALUES = 10  # values named in a message before "..."
+# With fewer rows than this, every value of a small text column being distinct says nothing.
+ID_LIKE_MIN_ROWS = 20
+# A column where at least this share of values are numbers is numeric; the rest are bad values
+# that ingest quarantines, and the table names them.
+MOSTLY_NUMBERS = 0.95
+# More distinct texts than this is no category: a new value at serving time would be refused.
+MAX_CATEGORIES = 200
+
+Kind = Literal["number", "text", "bool", "datetime", "empty"]
+
+
+@dataclass(frozen=True)
+class ColumnDecision:
+    """What the schema says about one column of the file, and why; `role` None: left out."""
+
+    name: str
+    role: Role | None
+    declared: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class InferredSchema:
+    schema: DataSchema
+    decisions: tuple[ColumnDecision, ...]
+    notes: tuple[str, ...]  # about the rows as a whole: duplicates, future timestamps
+    rows: int
+
+    @property
+    def left_out(self) -> list[str]:
+        return [decision.name for decision in self.decisions if decision.role is None]
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One column as inference sees it: its kind, its values parsed as validation will, and
+    pandera's inference on them (dtype, nullability, min and max checks)."""
+
+    kind: Kind
+    values: pd.Series
+    missing: int
+    not_numbers: list[str]  # the values of a numeric column that are not numbers
+    profile: Any = None  # a pandera Column, for numbers, text and booleans
+    not_number_rows: int = 0
+
+    @property
+    def nullable(self) -> bool:
+        return bool(self.profile is not None and self.profile.nullable)
+
+    @property
+    def bad_numbers(self) -> str:
+        """A numeric column's values that are not numbers (their rows are quarantined)."""
+        rows = self.not_number_rows
+        return f"{rows} value{'s' if rows > 1 else ''} not numbers: {_shown(self.not_numbers)}"
+
+
+def _shown(values: Iterable[object], limit: int = SHOWN_VALUES) -> str:
+    items = list(values)
+    text = ", ".join(repr(value) for value in items[:limit])
+    return f"[{text}{', ...' if len(items) > limit else ''}]"
+
+
+def _number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Values as validation compares them with categories: the text the data holds."""
+    present = values.dropna()
+    return present.astype(object).map(str)
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    """The numbers validation reads (infinities are bad values there, so missing here)."""
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    return numbers.where(np.isfinite(numbers))
+
+
+def _looks_like_time(values: pd.Series) -> bool:
+    present = values.dropna()
+    parsed = pd.to_datetime(present.astype(str), utc=True, errors="coerce", format="ISO8601")
+    return bool(parsed.notna().all())
+
+
+def _profile(values: pd.Series) -> Any:
+    """pandera's own inference on one column's parsed values."""
+    return pa.infer_schema(values.rename("column").to_frame()).columns["column"]
+
+
+def _read_column(values: pd.Series) -> _Column:
+    missing = int(values.isna().sum())
+    if missing == len(values):
+        return _Column("empty", values, missing, [])
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return _Column("datetime", values, missing, [])
+    text = _as_text(values).reindex(values.index)  # missing values stay missing
+    if pd.api.types.is_bool_dtype(values):
+        return _Column("bool", values, missing, [], _profile(text))
+    numbers = _numbers(values)
+    failed = values.notna() & numbers.isna()
+    mostly_numbers = int(failed.sum()) <= (1 - MOSTLY_NUMBERS) * (len(values) - missing)
+    if numbers.notna().any() and (pd.api.types.is_numeric_dtype(values) or mostly_numbers):
+        # Bad values (text, infinities) are left out of pandera's view: they are quarantined.
+        good = numbers[~failed]
+        if bool((good.dropna() % 1 == 0).all()):
+            good = good.astype("Int64")  # pandera then infers an integer dtype
+        bad = sorted({str(value) for value in values[failed]})
+        return _Column("number", numbers, missing, bad, _profile(good), int(failed.sum()))
+    if _looks_like_time(values):
+        return _Column("datetime", values, missing, [])
+    return _Column("text", values, missing, [], _profile(text))
+
+
+def _statistic(column: _Column, key: str) -> float:
+    for check in column.profile.checks:
+        if key in (check.statistics or {}):
+            return float(check.statistics[key])
+    raise AssertionError(f"pandera inferred no {key}")
+
+
+def _step(pad: float) -> float:
+    """A round step a tenth the size of `pad`, so bounds read 30.3, not 30.2810000001."""
+    return float(10 ** (math.floor(math.log10(pad)) - 1)) if pad > 0 else 1.0
+
+
+def _outward(value: float, step: float, *, down: bool) -> float:
+    steps = round(value / step, 9)  # 2.7 / 0.01 is 269.99999999999997, 270 steps
+    rounded = (math.floor if down else math.ceil)(steps) * step
+    digits = max(0, -math.floor(math.log10(step)))
+    return round(rounded, digits)
+
+
+def widened(
+    low: float, high: float, *, integer: bool, margin: float = MARGIN
+) -> tuple[float, float]:
+    """The observed range widened by `margin` of its span on each side and rounded outward,
+    never crossing zero where the data does not (all non-negative stays non-negative)."""
+    span = high - low
+    pad = margin * span if span > 0 else margin * max(abs(low), 1.0)
+    step = 1.0 if integer else _step(pad)
+    lower = _outward(low - pad, step, down=True)
+    upper = _outward(high + pad, step, down=False)
+    if low >= 0:
+        lower = max(lower, 0.0)
+    if high <= 0:
+        upper = min(upper, 0.0)
+    return lower, upper
+
+
+@dataclass(frozen=True)
+class _Range:
+    """A numeric column's declared range, from pandera's observed min and max."""
+
+    min: float
+    max: float
+    integer: bool
+    reason: str
+
+    @property
+    def declared(self) -> str:
+        return f"{_number(self.min)} to {_number(self.max)}"
+
+
+def _range(column: _Column) -> _Range:
+    low = _statistic(column, "min_value")
+    high = _statistic(column, "max_value")
+    integer = str(column.profile.dtype) == "Int64"  # whole numbers were read as Int64
+    lower, upper = widened(low, high, integer=integer)
+    reason = f"numbers {_number(low)} to {_number(high)}, widened by {MARGIN:.0%}"
+    if low >= 0 and lower == 0:
+        reason += ", not below 0: none is negative"
+    elif high <= 0 and upper == 0:
+        reason += ", not above 0: none is positive"
+    return _Range(lower, upper, integer, reason)
+
+
+def _sorted_values(values: Iterable[str]) -> list[str]:
+    """Numbers by value (2 before 10), otherwise text order."""
+    distinct = sorted(set(values))
+    try:
+        return sorted(distinct, key=float)
+    except ValueError:
+        return distinct
+
+
+def _same(value: str, other: str) -> bool:
+    if value == other:
+        return True
+    try:
+        return float(value) == float(other)
+    except ValueError:
+        return False
+
+
+def _binary_target(
+    name: str, raw: pd.Series, column: _Column, positive: str | None
+) -> tuple[ColumnSpec, ColumnDecision]:
+    """Two classes, as the data holds them ("0.0" stays "0.0"), and the positive one."""
+    text = _as_text(raw)
+    classes = _sorted_values(text)
+    if len(classes) != 2:
+        raise DataError(
+            f"target {name!r} has {len(classes)} distinct value(s), a binary target has two: "
+            f"{_shown(classes)}"
+            + (
+                "; for a numeric target set train.task: regression"
+                if column.kind == "number"
+                else ""
+            )
+        )
+    if positive is None:
+        chosen = classes[1]
+        why = f"positive {chosen!r}: the second in sorted order (choose with --positive)"
+    else:
+        matches = [value for value in classes if _same(value, positive)]
+        if not matches:
+            raise DataError(
+                f"--positive {positive!r} is not a value of target {name!r}: {_shown(classes)}"
+            )
+        chosen = matches[0]
+        why = f"positive {chosen!r}: named by --positive"
+    spec = ColumnSpec(name=name, role="target", classes=tuple(classes), positive=chosen)
+    counts = text.value_counts()
+    shares = ", ".join(f"{value!r} {counts[value] / counts.sum():.0%}" for value in classes)
+    reason = f"two values ({shares}); {why}"
+    return spec, ColumnDecision(name, "target", f"classes {', '.join(classes)}", reason)
+
+
+def _regression_target(name: str, column: _Column) -> tuple[ColumnSpec, ColumnDecision]:
+    if column.kind != "number":
+        examples = sorted(set(_as_text(column.values)))
+        raise DataError(
+            f"target {name!r} holds values that are not numbers ({_shown(examples)}): "
+            "a regression target holds numbers"
+        )
+    bounds = _range(column)
+    spec = ColumnSpec(name=name, role="target", min=bounds.min, max=bounds.max)
+    return spec, ColumnDecision(name, "target", bounds.declared, bounds.reason)
+
+
+def _check_names(frame: pd.DataFrame, target: str, timestamp: str, id_column: str | None) -> None:
+    named = {"--target": target, "--timestamp": timestamp, "--id": id_column}
+    columns = [str(name) for name in frame.columns]
+    for option, name in named.items():
+        if name is not None and name not in columns:
+            raise DataError(f"{option} {name!r} is not a column of the data: {_shown(columns, 30)}")
+    given = [name for name in named.values() if name is not None]
+    if len(set(given)) != len(given):
+        raise DataError("--target, --timestamp and --id must name different columns")
+    if ROW_KEY in given:
+        raise DataError(f"{ROW_KEY!r} is reserved for the key of rows without an id: rename it")
+    if frame.empty:
+        raise DataError("the data has no rows to infer a schema from")
+
+
+def _timestamp(name: str, values: pd.Series, now: datetime) -> tuple[ColumnDecision, list[str]]:
+    if pd.api.types.is_numeric_dtype(values):
+        raise DataError(
+            f"timestamp {name!r} holds numbers: write it as ISO 8601 text or a Parquet timestamp"
+        )
+    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    if parsed.isna().all():
+        raise DataError(
+            f"timestamp {name!r}: no value is an ISO 8601 timestamp: {_shown(values[:3])}"
+        )
+    notes = []
+    if missing := int(values.isna().sum()):
+        notes.append(f"{missing} rows have no {name}: ingest quarantines them")
+    if bad := int((values.notna() & parsed.isna()).sum()):
+        examples = _shown(values[values.notna() & parsed.isna()].unique())
+        notes.append(f"{bad} values of {name} are not timestamps ({examples}): quarantined")
+    if future := int((parsed > now).sum()):
+        notes.append(f"{future} rows have a {name} in the future: ingest quarantines them")
+    low, high = parsed.min(), parsed.max()
+    reason = f"named by --timestamp; ISO 8601, {low:%Y-%m-%d} to {high:%Y-%m-%d}"
+    return ColumnDecision(name, "timestamp", "ISO 8601", reason), notes
+
+
+def _feature(name: str, column: _Column, rows: int) -> tuple[ColumnSpec | None, ColumnDecision]:
+    """A column that is not the target, timestamp or id: numeric, categorical or left out."""
+    missing = f"; {column.missing} missing" if column.missing else ""
+    nullable = column.nullable
+    if name == ROW_KEY:
+        reason = f"{ROW_KEY!r} is reserved for the key of rows without an id"
+        return None, ColumnDecision(name, None, "", reason)
+    if column.kind == "empty":
+        return None, ColumnDecision(name, None, "", "every value is missing")
+    if column.kind == "datetime":
+        reason = "dates or times other than the timestamp: the model takes numbers and categories"
+        return None, ColumnDecision(name, None, "", reason)
+    if column.kind == "number":
+        bounds = _range(column)
+        reason = bounds.reason + ("; whole numbers" if bounds.integer else "") + missing
+        if column.not_numbers:
+            reason += f"; {column.bad_numbers}, quarantined"
+        if bounds.integer and column.values.nunique() == rows >= ID_LIKE_MIN_ROWS:
+            reason += "; every value is distinct (an id? pass --id)"
+        spec = ColumnSpec(
+            name=name,
+            role="numeric",
+            min=bounds.min,
+            max=bounds.max,
+            integer=bounds.integer,
+            nullable=nullable,
+        )
+        declared = bounds.declared + (", whole" if bounds.integer else "")
+        return spec, ColumnDecision(
+            name, "numeric", declared + (", nullable" if nullable else ""), reason
+        )
+    text = _as_text(column.values)
+    categories = sorted(set(text))
+    if column.kind == "text" and len(categories) == len(text) and len(text) >= ID_LIKE_MIN_ROWS:
+        reason = "every value is distinct text: id-like, no use as a feature (an id? pass --id)"
+        return None, ColumnDecision(name, None, "", reason)
+    if column.kind == "text" and len(categories) > MAX_CATEGORIES:
+        reason = (
+            f"{len(categories)} distinct texts, more than {MAX_CATEGORIES} a category may have: "
+            "unseen values would be refused (an id? pass --id)"
+        )
+        return None, ColumnDecision(name, None, "", reason)
+    what = "true/false values" if column.kind == "bool" else "text"
+    reason = f"{what}, {len(categories)} distinct values{missing}"
+    spec = ColumnSpec(
+        name=name, role="categorical", categories=tuple(categories), nullable=nullable
+    )
+    declared = f"{len(categories)} categories: {_shown(categories, 5)}" + (
+        ", nullable" if nullable else ""
+    )
+    return spec, ColumnDecision(name, "categorical", declared, reason)
+
+
+def _duplicates(frame: pd.DataFrame, schema: DataSchema) -> str | None:
+    """Rows validation will quarantine as repeats of an earlier row's key and timestamp."""
+    key = [schema.id_column] if schema.id_column else schema.feature_columns
+    repeated = int(frame.duplicated(subset=[*key, schema.timestamp_column]).sum())
+    if not repeated:
+        return None
+    what = "id" if schema.id_column else "features"
+    return f"{repeated} rows repeat an earlier row's {what} and timestamp: ingest quarantines them"
+
+
+def infer_schema(
+    frame: pd.DataFrame,
+    task: Task,
+    *,
+    target: str,
+    timestamp: str,
+    id_column: str | None = None,
+    positive: str | None = None,
+    now: datetime | None = None,
+) -> InferredSchema:
+    """The schema `frame` satisfies, for `task`, with the reason for each column's role.
+
+    Raises DataError when the named columns are absent or a binary target has other than two
+    values, so a schema that cannot describe the data is never written.
+    """
+    _check_names(frame, target, timestamp, id_column)
+    if positive is not None and task != "binary_classification":
+        raise DataError("--positive applies to binary classification only")
+    frame = frame.rename(columns=str).reset_index(drop=True)
+    rows = len(frame)
+    keys = {target, timestamp, id_column}
+    columns = {
+        name: _read_column(frame[name]) for name in frame.columns if name not in keys - {target}
+    }
+
+    specs: list[ColumnSpec] = []
+    decisions: list[ColumnDecision] = []
+    notes: list[str] = []
+    for name in frame.columns:
+        if name == timestamp:
+            decision, found = _timestamp(name, frame[name], now or datetime.now(UTC))
+            specs.append(ColumnSpec(name=name, role="timestamp"))
+            notes += found
+        elif name == id_column:
+            reason = "named by --id; read as text"
+            if missing := int(frame[name].isna().sum()):
+                notes.append(f"{missing} rows have no {name}: ingest quarantines them")
+            specs.append(ColumnSpec(name=name, role="id"))
+            decision = ColumnDecision(name, "id", "text, keys the rows", reason)
+        elif name == target:
+            column = columns[name]
+            if column.kind == "empty":
+                raise DataError(f"target {name!r}: every value is missing")
+            if task == "binary_classification":
+                spec, decision = _binary_target(name, frame[name], column, positive)
+            else:
+                spec, decision = _regression_target(name, column)
+            if column.missing:
+                notes.append(f"{column.missing} rows have no {name}: ingest quarantines them")
+            if column.not_numbers:
+                notes.append(f"{name}: {column.bad_numbers}; ingest quarantines those rows")
+            specs.append(spec)
+        else:
+            feature, decision = _feature(name, columns[name], rows)
+            if feature is not None:
+                specs.append(feature)
+        decisions.append(decision)
+
+    if not any(spec.role in {"numeric", "categorical"} for spec in specs):
+        raise DataError(
+            "no column is usable as a feature: "
+            + "; ".join(f"{d.name}: {d.reason}" for d in decisions if d.role is None)
+        )
+    schema = DataSchema(columns=tuple(specs))
+    typed = pd.DataFrame({name: columns[name].values for name in schema.feature_columns})
+    typed[timestamp] = pd.to_datetime(frame[timestamp], utc=True, errors="coerce", format="ISO8601")
+    if id_column:
+        typed[id_column] = frame[id_column]
+    if duplicates := _duplicates(typed, schema):
+        notes.append(duplicates)
+    return InferredSchema(schema, tuple(decisions), tuple(notes), rows)
+
+
+def infer_file(
+    path: Path,
+    task: Task,
+    *,
+    target: str,
+    timestamp: str,
+    id_column: str | None = None,
+    positive: str | None = None,
+    delimiter: str | None = None,
+) -> InferredSchema:
+    """Read a CSV (as text, as ingest reads it) or Parquet file and infer its schema."""
+    frame = read_table(path, delimiter)
+    return infer_schema(
+        frame, task, target=target, timestamp=timestamp, id_column=id_column, positive=positive
+    )
+
+
+def _scalar(value: Any) -> str:
+    """One YAML value on one line, quoted where YAML needs it ('1', 'yes', 'a: b'); a whole
+    bound reads 0, not 0.0."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
+    dumped = yaml.safe_dump(value, default_flow_style=True, width=2**31 - 1, allow_unicode=True)
+    return dumped.removesuffix("\n").removesuffix("\n...").strip()
+
+
+def _comment(text: str, indent: str = "", *, item: bool = False) -> list[str]:
+    """`text` as comment lines of at most 96 characters; `item`: a list entry, "- " hung."""
+    bullet, hang = ("- ", "  ") if item else ("", "")
+    wrapped = textwrap.wrap(text, 96 - len(indent), initial_indent=bullet, subsequent_indent=hang)
+    return [f"{indent}# {line}" for line in wrapped]
+
+
+def schema_yaml(inferred: InferredSchema, source: str) -> str:
+    """The schema as YAML, each column preceded by why it is declared that way; it loads back
+    with `DataSchema.from_yaml` as exactly `inferred.schema`."""
+    lines = [
+        f"# Data schema inferred by `schema infer` from {source} ({inferred.rows} rows).",
+        *_comment(
+            f"Review it before use: ranges are the data's own, widened by {MARGIN:.0%} of each "
+            "column's range; categories and classes are the values seen. The format is "
+            "described in docs/data.md."
+        ),
+    ]
+    left_out = [d for d in inferred.decisions if d.role is None]
+    if left_out:
+        lines.append("# Columns of the file left out (ingest lists them and ignores them):")
+        for decision in left_out:
+            lines += _comment(f"{decision.name}: {decision.reason}", item=True)
+    for note in inferred.notes:
+        lines += _comment(f"Note: {note}")
+    lines.append("columns:")
+    reasons = {d.name: d.reason for d in inferred.decisions}
+    for spec in inferred.schema.columns:
+        lines += _comment(reasons[spec.name], "  ")
+        for index, (key, value) in enumerate(
+            spec.model_dump(mode="json", exclude_defaults=True).items()
+        ):
+            lines.append(f"  {'- ' if index == 0 else '  '}{key}: {_scalar(value)}")
+    text = "\n".join(lines) + "\n"
+    loaded = DataSchema.model_validate(yaml.safe_load(text))
+    if loaded != inferred.schema:
+        raise AssertionError(f"the YAML written for {source} does not load back as inferred")
+    return text
+
+
+def write_schema(inferred: InferredSchema, path: Path, source: str) -> None:
+    """Write the commented schema whole (never half a file), creating its folder."""
+    text = schema_yaml(inferred, source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with written_whole(path) as partial:
+        partial.write_text(text, encoding="utf-8")
