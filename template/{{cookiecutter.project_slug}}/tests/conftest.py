@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 import uvicorn
 import yaml
 
 from {{ cookiecutter.package_name }}.config import Project, load_project
+from {{ cookiecutter.package_name }}.data import DataSchema, write_table
 from {{ cookiecutter.package_name }}.promote import Outcome, promote
 from {{ cookiecutter.package_name }}.serve import create_app
 from {{ cookiecutter.package_name }}.store import CHAMPION, Store
@@ -64,6 +66,30 @@ def make_project(tmp_path: Path) -> MakeProject:
 @pytest.fixture
 def project(make_project: MakeProject) -> Project:
     return make_project()
+
+
+def file_source(
+    project: Project,
+    data: str,
+    *,
+    frame: pd.DataFrame | None = None,
+    schema: DataSchema | None = None,
+    schema_path: str = "configs/schema.yaml",
+    **sections: dict[str, Any],
+) -> Project:
+    """The project reading `data` (relative to its root), described by `schema_path`: both are
+    written when `frame` and `schema` are given; `sections` override keys as in `write_project`."""
+    if frame is not None:
+        write_table(frame, project.root / data)
+    if schema is not None:
+        schema.to_yaml(project.root / schema_path)
+    path = project.root / "configs" / "project.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["data"]["source"] = {"kind": "file", "path": data, "schema_path": schema_path}
+    for section, values in sections.items():
+        config[section] = {**config.get(section, {}), **values}
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return load_project(path)
 
 
 def first_champion(project: Project) -> TrainResult:

@@ -7,11 +7,10 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project, load_project
+from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project
 from {{ cookiecutter.package_name }}.data import (
     REASON,
     DataError,
@@ -24,7 +23,7 @@ from {{ cookiecutter.package_name }}.data import (
 )
 from {{ cookiecutter.package_name }}.train import train
 
-from .conftest import champion_version
+from .conftest import champion_version, file_source
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 runner = CliRunner()
@@ -48,18 +47,7 @@ def _rows(project: Project, rows: int = 600) -> pd.DataFrame:
 
 def _from_file(project: Project, name: str, frame: pd.DataFrame | None = None) -> Project:
     """The project with a file source `data/raw/<name>` (written from `frame` if given)."""
-    if frame is not None:
-        write_table(frame, project.root / "data" / "raw" / name)
-    _schema(project).to_yaml(project.root / "configs" / "schema.yaml")
-    path = project.root / "configs" / "project.yaml"
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    config["data"]["source"] = {
-        "kind": "file",
-        "path": f"data/raw/{name}",
-        "schema_path": "configs/schema.yaml",
-    }
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return load_project(path)
+    return file_source(project, f"data/raw/{name}", frame=frame, schema=_schema(project))
 
 
 def _cli(project: Project, command: str) -> tuple[int, str]:

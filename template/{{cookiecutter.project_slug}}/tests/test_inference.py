@@ -256,7 +256,7 @@ def test_a_forced_wrong_delimiter_names_the_setting_that_fixes_it(project: Proje
     with pytest.raises(DataError, match=r"header parsed as one column") as refused:
         load_source(forced)
     assert "looks ';'-separated: set data.source.delimiter" in str(refused.value)
-    rows, _, _ = load_source(_file_project(project, path="data/raw/semicolons.csv"))
+    rows, _ = load_source(_file_project(project, path="data/raw/semicolons.csv"))
     assert len(rows) == len(raw)
     configured = _file_project(project, path="data/raw/semicolons.csv", delimiter=";")
     assert len(load_source(configured)[0]) == len(raw)

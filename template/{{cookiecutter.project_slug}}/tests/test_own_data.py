@@ -35,7 +35,7 @@ from {{ cookiecutter.package_name }}.promote import Outcome, promote
 from {{ cookiecutter.package_name }}.promote.record import write_record
 from {{ cookiecutter.package_name }}.train import train
 
-from .conftest import ROOT, first_champion, running, write_project
+from .conftest import ROOT, file_source, first_champion, running, write_project
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 runner = CliRunner()
@@ -50,16 +50,7 @@ def _file_project(
     project: Project, frame: pd.DataFrame, schema: DataSchema, **sections: Any
 ) -> Project:
     """The project reading `frame` from data/raw/table.csv with `schema`."""
-    write_table(frame, project.root / "data" / "raw" / "table.csv")
-    schema.to_yaml(project.root / "configs" / "schema.yaml")
-    source = {"kind": "file", "path": "data/raw/table.csv", "schema_path": "configs/schema.yaml"}
-    path = project.root / "configs" / "project.yaml"
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    config["data"]["source"] = source
-    for section, values in sections.items():
-        config[section] = {**config.get(section, {}), **values}
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return load_project(path)
+    return file_source(project, "data/raw/table.csv", frame=frame, schema=schema, **sections)
 
 
 def _demo(project: Project, rows: int = 1_500) -> pd.DataFrame:

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from typer.testing import CliRunner
 
@@ -23,7 +22,7 @@ from {{ cookiecutter.package_name }}.config import Project, load_project
 from {{ cookiecutter.package_name }}.data import write_table
 from {{ cookiecutter.package_name }}.store import Store
 
-from .conftest import ROOT, running, write_project
+from .conftest import ROOT, file_source, running, write_project
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()
@@ -59,20 +58,17 @@ def own_project(root: Path) -> tuple[Project, Path]:
     (copied as it is), else the test configuration pointed at data/raw/table.csv."""
     own = load_project(ROOT / "configs" / "project.yaml")
     if own.config.data.source.kind == "file":
-        shutil.copytree(ROOT / "configs", root / "configs")
+        # The project's own settings, not a schema file a demo run may have left there.
+        (root / "configs").mkdir()
+        for name in ("project.yaml", "governance.yaml"):
+            shutil.copy(ROOT / "configs" / name, root / "configs" / name)
         project = load_project(root / "configs" / "project.yaml")
     else:
-        project = write_project(root, {"serve": {"flush_seconds": 0.1}})
-        config = yaml.safe_load((root / "configs" / "project.yaml").read_text(encoding="utf-8"))
-        config["data"]["source"] = {
-            "kind": "file",
-            "path": "data/raw/table.csv",
-            "schema_path": "configs/schema.yaml",
-        }
-        config["train"]["slice_column"] = None
-        config["promotion"]["guardrails"]["slice_margin"] = None
-        (root / "configs" / "project.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-        project = load_project(root / "configs" / "project.yaml")
+        project = file_source(
+            write_project(root, {"serve": {"flush_seconds": 0.1}}),
+            "data/raw/table.csv",
+            train={"slice_column": None},  # the demo's region is not a column here
+        )
     source = project.config.data.source
     assert source.kind == "file"
     return project, project.path(source.path)

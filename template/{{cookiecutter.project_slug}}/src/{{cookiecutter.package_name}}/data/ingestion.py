@@ -126,7 +126,7 @@ def holdout_warnings(project: Project, holdout_rows: int) -> list[str]:
 def ingest(project: Project, now: datetime | None = None) -> IngestResult:
     """Read the source, quarantine bad rows, split by time, check the splits, write a snapshot."""
     now = now or datetime.now(UTC)
-    raw, _, source = load_source(project)
+    raw, source = load_source(project)
     schema = project_schema(project)
     result = validate(raw, schema, now=now)
     snapshot_id = f"{now:%Y%m%dT%H%M%S}-{content_hash(result.valid)[:8]}"

@@ -12,8 +12,7 @@ import pandas as pd
 from ..config import DemoSourceConfig, FileSourceConfig, Project
 from ..errors import ProjectError
 from ..files import written_whole
-from .demo import demo_schema, generate_demo
-from .schema import DataSchema
+from .demo import generate_demo
 
 
 class DataError(ProjectError, ValueError):
@@ -96,8 +95,9 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
             frame.assign(**text).to_parquet(partial, index=False)
 
 
-def load_source(project: Project) -> tuple[pd.DataFrame, DataSchema, str]:
-    """The raw rows, the schema that governs them, and a one-line description of the source."""
+def load_source(project: Project) -> tuple[pd.DataFrame, str]:
+    """The raw rows and a one-line description of the source (`project_schema` gives the
+    schema that governs them)."""
     source = project.config.data.source
     if isinstance(source, DemoSourceConfig):
         task = project.config.train.task
@@ -105,8 +105,6 @@ def load_source(project: Project) -> tuple[pd.DataFrame, DataSchema, str]:
             f"demo(rows={source.rows}, seed={source.seed}, start={source.start}, "
             f"covariate_shift={source.covariate_shift}, concept_shift={source.concept_shift})"
         )
-        return generate_demo(source, task), demo_schema(task), description
+        return generate_demo(source, task), description
     assert isinstance(source, FileSourceConfig)
-    schema = DataSchema.from_yaml(project.path(source.schema_path))
-    rows = read_table(project.path(source.path), source.delimiter)
-    return rows, schema, f"file({source.path})"
+    return read_table(project.path(source.path), source.delimiter), f"file({source.path})"
