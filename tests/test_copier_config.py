@@ -112,3 +112,17 @@ def test_template_uses_only_the_cookiecutter_namespace(where: Path, source: str)
     env.filters.update(dict.fromkeys(["jsonify", "slugify", "random_ascii_string"], str))
     undeclared = meta.find_undeclared_variables(env.parse(source))
     assert undeclared <= allowed, f"{where} uses {sorted(undeclared - allowed)}"
+
+
+def test_migrations_run_on_every_update_and_exist() -> None:
+    """No migration is gated on a version: untagged templates are 0.0.0.postN at every commit, so
+    a gate would never open for forks, branches or the time before a release. Each entry runs an
+    idempotent script from hooks/ after the merge (docs/updating.md, "How to write a migration")."""
+    migrations = load_copier_yml()["_migrations"]
+    assert migrations
+    for migration in migrations:
+        assert "version" not in migration, migration
+        assert migration["when"] == "{{ _stage == 'after' }}", migration
+        script = migration["command"][1].replace("{{ _copier_conf.src_path }}/", "")
+        assert script.startswith("hooks/")
+        assert (TEMPLATE_DIR.parent.parent / script).is_file()

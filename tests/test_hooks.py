@@ -63,6 +63,18 @@ def test_every_config_file_of_the_team_is_migrated(
     assert "reload_seconds" in (configs / "notes.txt").read_text(encoding="utf-8")  # not YAML
 
 
+def test_on_a_migrated_project_the_migration_changes_and_says_nothing(
+    default_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Migrations run on every update (no version gate), so on a fresh render, which already
+    has the new form, the script must leave every file byte for byte and print nothing."""
+    before = {p: p.read_bytes() for p in (default_project / "configs").rglob("*") if p.is_file()}
+    monkeypatch.chdir(default_project)
+    assert rename_main(["serve.reload_seconds=serve.registry_poll_seconds"]) == 0
+    assert capsys.readouterr().out == ""
+    assert {p: p.read_bytes() for p in before} == before
+
+
 def test_a_rename_across_sections_is_refused() -> None:
     with pytest.raises(ValueError, match=r"section\.old_key=section\.new_key"):
         parse_renames(["serve.reload_seconds=monitor.reload_seconds"])

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -135,14 +136,15 @@ def make_team_changes(project: Path) -> None:
         config.read_text(encoding="utf-8").replace(f"{OLD_KEY}: 30", f"{OLD_KEY}: 5"),
         encoding="utf-8",
     )
-    (project / "src" / "demo_ml_service" / "holidays.py").write_text(
+    # In the data layer: the project's architecture test wants every module in a layer.
+    (project / "src" / "demo_ml_service" / "data" / "holidays.py").write_text(
         '"""Public holidays: the team\'s own feature source."""\n\n\n'
         "def is_holiday(day: str) -> bool:\n"
         '    return day.endswith("-12-25")\n',
         encoding="utf-8",
     )
     (project / "tests" / "test_holidays.py").write_text(
-        "from demo_ml_service.holidays import is_holiday\n\n\n"
+        "from demo_ml_service.data.holidays import is_holiday\n\n\n"
         "def test_christmas_is_a_holiday() -> None:\n"
         '    assert is_holiday("2025-12-25")\n',
         encoding="utf-8",
@@ -181,7 +183,7 @@ def test_update_keeps_the_teams_work_and_flags_conflicts(
     assert f"{NEW_KEY}: 5" in staging_text
     assert OLD_KEY not in staging_text
     # The team's edits survived.
-    assert (package / "holidays.py").is_file()
+    assert (package / "data" / "holidays.py").is_file()
     assert (project / "tests" / "test_holidays.py").is_file()
     test_config_text = test_config.read_text(encoding="utf-8")
     assert TEAM_TEST in test_config_text
@@ -207,14 +209,17 @@ def test_update_keeps_the_teams_work_and_flags_conflicts(
     run_logged(nox_command("-s", "tests"), cwd=project, log=log, timeout=TIMEOUT)
     commit_all(project, "Update to template 0.2.0")
 
-    # 0.2.0 -> 0.2.1 crosses no migration: a file still using the old key is left as it is.
+    # Migrations have no version gate: 0.2.0 -> 0.2.1 crosses no rename, yet a config added
+    # since in the old form is migrated too, and the migrated files are left as they are.
     legacy = project / "configs" / "legacy.yaml"
     legacy.write_text(f"serve:\n  {OLD_KEY}: 7\n", encoding="utf-8")
     commit_all(project, "A config kept in the old format")
+    migrated_staging = staging.read_text(encoding="utf-8")
     run_update(project, vcs_ref="0.2.1", defaults=True, overwrite=True, unsafe=True)
     assert answers(project)["_commit"] == "0.2.1"
     assert README_LINE in (project / "README.md").read_text(encoding="utf-8")
-    assert legacy.read_text(encoding="utf-8") == f"serve:\n  {OLD_KEY}: 7\n"
+    assert legacy.read_text(encoding="utf-8") == f"serve:\n  {NEW_KEY}: 7\n"
+    assert staging.read_text(encoding="utf-8") == migrated_staging
 
 
 def test_rejected_hunks_are_caught_by_pre_commit(
@@ -266,13 +271,221 @@ def test_the_template_sessions_see_and_apply_a_newer_version(
     log = tmp / "nox.log"
     run_copy(str(template_repo), project, defaults=True, unsafe=True, vcs_ref="0.2.0", quiet=True)
 
-    # Behind: `copier check-update --quiet` exits 2, so the session fails.
+    # Behind: the project records a release tag, so the session compares tags, and says so.
     with pytest.raises(AssertionError, match="exited with 1"):
         run_logged(nox_command("-s", "template-check"), cwd=project, log=log, timeout=TIMEOUT)
-    assert "failed with exit code 2" in log.read_text(encoding="utf-8")
+    assert "compared tags (release tags): project 0.2.0, template 0.2.1" in log.read_text(
+        encoding="utf-8"
+    )
 
     run_logged(nox_command("-s", "template-update"), cwd=project, log=log, timeout=TIMEOUT)
     assert answers(project)["_commit"] == "0.2.1"
     assert README_LINE in (project / "README.md").read_text(encoding="utf-8")
     commit_all(project, "Update to template 0.2.1")
     run_logged(nox_command("-s", "template-check"), cwd=project, log=log, timeout=TIMEOUT)
+
+
+# ------------------------------------------------------------------------------------------------
+# The repository's real history, and every documented version, updated to what is submitted.
+# ------------------------------------------------------------------------------------------------
+
+CONFIG_PATH = PROJECT_TREE / "configs" / "project.yaml"
+VERSION_ROW = re.compile(r"^\| (\d+(?:\.\d+)+) \|", re.MULTILINE)
+
+
+def documented_versions() -> list[str]:
+    """The versions of the table in docs/updating.md, oldest first."""
+    table = (REPO_ROOT / "docs" / "updating.md").read_text(encoding="utf-8")
+    return VERSION_ROW.findall(table)
+
+
+@pytest.fixture(scope="module")
+def real_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clone of this repository with no tags, its working tree committed on top as HEAD.
+
+    Tags are deleted so that every commit is untagged (0.0.0.postN), as in a fork, a branch or
+    before the first release; the working tree is committed so that HEAD is what is submitted.
+    """
+    repo = tmp_path_factory.mktemp("real-history") / "template"
+    git(REPO_ROOT.parent, "clone", "--quiet", "--no-local", str(REPO_ROOT), str(repo))
+    assert git(repo, "rev-parse", "--is-shallow-repository").strip() == "false"
+    for tag in git(repo, "tag", "--list").split():
+        git(repo, "tag", "--delete", tag)
+    for name in filter(None, git(repo, "ls-files", "-z").split("\0")):
+        (repo / name).unlink(missing_ok=True)
+    copy_working_tree(repo)
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "--no-verify", "--allow-empty", "--message", "Working tree")
+    return repo
+
+
+def before_rename(repo: Path) -> str:
+    """The commit just before the rename: the parent of the first commit whose project.yaml has
+    the new key (found by content, so the test survives rebases and new commits)."""
+    found = git(repo, "log", "--reverse", "--format=%H", "-S", NEW_KEY, "--", str(CONFIG_PATH))
+    rename = found.split()[0]
+    return git(repo, "rev-parse", f"{rename}^").strip()
+
+
+def test_an_untagged_project_is_migrated_when_it_crosses_the_rename(
+    real_history: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The issue's scenario: render at the untagged commit before the rename, add a team config,
+    `copier update --vcs-ref HEAD`; template-check compares commits before and after."""
+    tmp = tmp_path_factory.mktemp("untagged")
+    project = tmp / "demo-ml-service"
+    log = tmp / "nox.log"
+    old = before_rename(real_history)
+    run_copy(str(real_history), project, defaults=True, unsafe=True, vcs_ref=old, quiet=True)
+    recorded = answers(project)["_commit"]
+    assert old.startswith(recorded), recorded  # no tag: copier records the commit itself
+    if not (project / ".git").is_dir():  # older renders had no first-copy task: do as users did
+        git(project, "init", "--quiet", "--initial-branch=main")
+        commit_all(project, "Render from the template")
+    config = project / "configs" / "project.yaml"
+    assert re.search(rf"^  {OLD_KEY}: 10\b", config.read_text(encoding="utf-8"), re.MULTILINE)
+
+    # The team's edits: its own staging config, a value the template leaves alone, a module.
+    staging = project / "configs" / "staging.yaml"
+    staging.write_text(
+        f"# The team's staging overrides.\nserve:\n  port: 8080\n  {OLD_KEY}: 5  # fast\n",
+        encoding="utf-8",
+    )
+    edit(config, lambda text: text.replace("seed: 42", "seed: 7"))
+    holidays = project / "src" / "demo_ml_service" / "holidays.py"
+    holidays.write_text('"""The team\'s own module."""\n', encoding="utf-8")
+    commit_all(project, "The team's changes")
+
+    head = git(real_history, "rev-parse", "HEAD").strip()
+    run_update(
+        project, vcs_ref="HEAD", defaults=True, overwrite=True, unsafe=True, conflict="inline"
+    )
+
+    assert head.startswith(answers(project)["_commit"])
+    assert staging.read_text(encoding="utf-8") == (
+        f"# The team's staging overrides.\nserve:\n  port: 8080\n  {NEW_KEY}: 5  # fast\n"
+    )
+    config_text = config.read_text(encoding="utf-8")
+    assert "seed: 7" in config_text
+    assert re.search(rf"^  {NEW_KEY}: 10\b", config_text, re.MULTILINE)
+    assert OLD_KEY not in config_text
+    assert not CONFLICT.search(config_text)
+    assert holidays.read_text(encoding="utf-8") == '"""The team\'s own module."""\n'
+    for path in (project / "configs").glob("*.yaml"):
+        yaml.safe_load(path.read_text(encoding="utf-8"))  # still YAML
+
+    commit_all(project, "Update from the template")
+
+    # From now on the project's own sessions compare commits of the branch, and say so: current,
+    # then behind by one template commit (a version comparison sees 0.0.0.postN on both sides).
+    recorded = answers(project)["_commit"]
+    run_logged(nox_command("-s", "template-check"), cwd=project, log=log, timeout=TIMEOUT)
+    compared = f"compared commits (branch HEAD): project {recorded}, template {head[:12]}"
+    assert compared in log.read_text(encoding="utf-8")
+    readme = real_history / PROJECT_TREE / "README.md"
+    edit(readme, lambda text: f"{text.rstrip()}\n\n{README_LINE}\n")
+    commit_all(real_history, "A line in the project's README")
+    with pytest.raises(AssertionError, match="exited with 1"):
+        run_logged(nox_command("-s", "template-check"), cwd=project, log=log, timeout=TIMEOUT)
+    tip = git(real_history, "rev-parse", "HEAD").strip()
+    compared = f"compared commits (branch HEAD): project {recorded}, template {tip[:12]}"
+    assert compared in log.read_text(encoding="utf-8")
+    run_logged(nox_command("-s", "template-update"), cwd=project, log=log, timeout=TIMEOUT)
+    assert tip.startswith(answers(project)["_commit"])
+    assert README_LINE in (project / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_documented_version_updates_to_head(
+    template_repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Each version of docs/updating.md's table, tagged in the temporary history, updates to
+    HEAD with its old-form team config migrated. The project's own `nox -s tests` runs for the
+    oldest version only: it crosses every migration, and each run costs minutes (the newer
+    versions' full suites are the same code as a fresh render's, run by test_pipeline.py)."""
+    versions = documented_versions()
+    assert versions
+    assert versions == sorted(versions, key=lambda v: tuple(map(int, v.split("."))))
+    tags = git(template_repo, "tag", "--list").split()
+    assert set(versions) <= set(tags), f"tag every documented version in template_repo: {tags}"
+    head = git(template_repo, "describe", "--tags", "--always", "HEAD").strip()
+    for version in versions:
+        tmp = tmp_path_factory.mktemp(f"from-{version}")
+        project = tmp / "demo-ml-service"
+        run_copy(
+            str(template_repo), project, defaults=True, unsafe=True, vcs_ref=version, quiet=True
+        )
+        staging = project / "configs" / "staging.yaml"
+        staging.write_text(f"serve:\n  {OLD_KEY}: 5\n", encoding="utf-8")
+        commit_all(project, "A team config in the oldest form")
+        run_update(project, vcs_ref="HEAD", defaults=True, overwrite=True, unsafe=True)
+        assert answers(project)["_commit"] == head, version
+        assert staging.read_text(encoding="utf-8") == f"serve:\n  {NEW_KEY}: 5\n", version
+        for path, text in ((p, p.read_text(encoding="utf-8")) for p in project.glob("configs/*")):
+            assert OLD_KEY not in text, (version, path)
+            assert not CONFLICT.search(text), (version, path)
+        if version == versions[0]:
+            log = tmp / "nox.log"
+            run_logged(nox_command("-s", "tests"), cwd=project, log=log, timeout=TIMEOUT)
+
+
+def workflow_steps(project: Path) -> list[dict[str, Any]]:
+    """The steps of the generated template-update workflow's one job."""
+    path = project / ".github" / "workflows" / "template-update.yml"
+    workflow = yaml.safe_load(path.read_text(encoding="utf-8"))
+    (job,) = workflow["jobs"].values()
+    steps: list[dict[str, Any]] = job["steps"]
+    return steps
+
+
+def test_the_update_workflow_commits_and_a_conflict_fails_the_checks(
+    template_repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The workflow's own `run` steps, read from its YAML, run in a clone as actions/checkout
+    would leave it. Left out: the `uses:` steps (the test's Python already has nox and uv), the
+    pip install, and the step that pushes and opens the pull request (the GitHub API)."""
+    tmp = tmp_path_factory.mktemp("workflow")
+    project = tmp / "demo-ml-service"
+    run_copy(str(template_repo), project, defaults=True, unsafe=True, vcs_ref="0.1.0", quiet=True)
+    config = project / "configs" / "project.yaml"
+    edit(config, lambda text: re.sub(rf"{OLD_KEY}: 10\b", f"{OLD_KEY}: 30", text))  # a conflict
+    commit_all(project, "The team's change")
+    clone = tmp / "checkout"
+    git(tmp, "clone", "--quiet", str(project), str(clone))
+    team_commit = git(clone, "rev-parse", "HEAD").strip()
+
+    outputs, summary, log = tmp / "github-output", tmp / "summary.md", tmp / "steps.log"
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(outputs)}
+    env |= {"GITHUB_STEP_SUMMARY": str(summary), **tool_env(tmp_path_factory.getbasetemp())}
+    ran, published = [], []
+    for step in workflow_steps(clone):
+        run = step.get("run")
+        if not isinstance(run, str) or run.startswith("python -m pip install"):
+            continue
+        if "template-publish" in run:
+            published.append(step)
+            continue
+        # GitHub expressions (`${{ vars.X }}`) are unset here, as they are when X is not defined.
+        step_env = {k: str(v) for k, v in (step.get("env") or {}).items() if "${{" not in str(v)}
+        run_logged(["bash", "-c", run], cwd=clone, log=log, timeout=TIMEOUT, env=env | step_env)
+        ran.append(run)
+    assert ran == ["nox -s template-update"]
+    (publish,) = published
+    assert publish["if"] == "steps.update.outputs.updated == 'true'"
+    assert "updated=true" in outputs.read_text(encoding="utf-8").splitlines()
+
+    # The commit it would push: on `template-update`, over the team's commit, nothing left out.
+    assert git(clone, "branch", "--show-current").strip() == "template-update"
+    assert git(clone, "rev-parse", "HEAD~1").strip() == team_commit
+    assert git(clone, "status", "--porcelain") == ""
+    message = git(clone, "log", "-1", "--format=%B")
+    assert message.startswith("Update from the template to 0.2.1"), message
+    assert "compared tags (release tags): project 0.1.0, template 0.2.1" in message
+    assert "- configs/project.yaml" in message
+    assert "configs/project.yaml" in summary.read_text(encoding="utf-8")
+    assert answers(clone)["_commit"] == "0.2.1"
+
+    # The project's checks fail on the committed conflict, and name the file.
+    with pytest.raises(AssertionError, match="exited with 1"):
+        run_logged(nox_command("-s", "lint"), cwd=clone, log=log, timeout=TIMEOUT)
+    assert "unresolved conflict markers" in log.read_text(encoding="utf-8")
+    assert "configs/project.yaml" in log.read_text(encoding="utf-8").split("conflict markers")[-1]

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +48,12 @@ def newest(pattern: str) -> Path | None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff lint and format check."""
+    """No conflict markers, then ruff lint and format check.
+
+    Markers come first: a template update committed by CI can hold inline conflicts, and a
+    conflict in a YAML or Markdown file would otherwise surface later, if at all."""
+    if conflicts := conflicted(tracked_files()):
+        session.error(f"unresolved conflict markers (a merge or template update) in {conflicts}")
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
@@ -126,25 +135,132 @@ def demo_data(session: nox.Session) -> None:
     session.run(PACKAGE, "demo-data", *session.posargs)
 
 
+# Template updates. A project follows either the template's release tags (it was rendered or last
+# updated at a tag, so `_commit` in the answers file is that tag) or a branch (`_commit` is a
+# commit: the template had no tag there, or the team updates with `--vcs-ref`). Copier compares
+# PEP 440 versions, and every untagged commit is 0.0.0.postN or <tag>.postN, so a project that
+# follows a branch is compared by commit instead: the recorded one against the branch's tip.
+# TEMPLATE_VCS_REF (a branch name, or HEAD for the default branch) makes a project follow a branch.
+ANSWERS = Path(".copier-answers.yml")
+DESCRIBED = re.compile(r"-\d+-g(?P<hash>[0-9a-f]{4,40})$")  # `git describe`: <tag>-<n>-g<hash>
+CONFLICT_MARKER = re.compile(r"^(<<<<<<<|>>>>>>>) ", re.MULTILINE)
+GIT = shutil.which("git") or "git"
+
+
+def recorded(key: str) -> str:
+    """A top-level value of the answers file (copier writes plain `key: value` lines)."""
+    for line in ANSWERS.read_text(encoding="utf-8").splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name == key:
+            return value.strip().strip("'\"")
+    raise SystemExit(f"{ANSWERS} has no {key}: the project cannot be compared with its template")
+
+
+def remote_refs(source: str) -> dict[str, str]:
+    """{ref: commit} of the template repository (`git ls-remote`: read-only, no clone).
+
+    `_src_path` is recorded as given to copier: its `gh:`/`gl:` shortcuts and `git+` prefix are
+    expanded as copier expands them, since git does not know them."""
+    for short, host in (("gh:", "https://github.com/"), ("gl:", "https://gitlab.com/")):
+        if source.startswith(short):
+            source = host + source.removeprefix(short)
+    source = source.removeprefix("git+")
+    listed = subprocess.run(
+        [GIT, "ls-remote", source], capture_output=True, text=True, check=True
+    ).stdout
+    return {ref: sha for sha, _, ref in (line.partition("\t") for line in listed.splitlines())}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What `template-check` and `template-update` compared, and whether the project is behind."""
+
+    mode: str  # "tags" or "commits"
+    ref: str  # the template ref updated to: "" for the newest tag, else a branch or HEAD
+    current: str
+    latest: str
+    behind: bool
+
+    def describe(self) -> str:
+        followed = "release tags" if self.mode == "tags" else f"branch {self.ref}"
+        return f"compared {self.mode} ({followed}): project {self.current}, template {self.latest}"
+
+
+def compare(session: nox.Session) -> Comparison:
+    """Tags when the project records a release tag of the template, else commits of a branch."""
+    commit = recorded("_commit")
+    refs = remote_refs(recorded("_src_path"))
+    ref = os.environ.get("TEMPLATE_VCS_REF", "")
+    if not ref and f"refs/tags/{commit}" in refs:
+        status = session.run("copier", "check-update", "--output-format", "json", silent=True)
+        data: dict[str, Any] = json.loads(str(status))
+        current, latest = str(data["current_version"]), str(data["latest_version"])
+        return Comparison("tags", "", current, latest, bool(data["update_available"]))
+    ref = ref or "HEAD"
+    tip = refs.get(ref) or refs.get(f"refs/heads/{ref}") or refs.get(f"refs/tags/{ref}")
+    if tip is None:
+        session.error(f"the template has no ref {ref!r}")
+    described = DESCRIBED.search(commit)
+    # A tag (a project that switches from tags to a branch) is the commit it points at.
+    tagged = refs.get(f"refs/tags/{commit}" + "^{}") or refs.get(f"refs/tags/{commit}")
+    mine = described["hash"] if described else (tagged or commit)
+    return Comparison("commits", ref, commit, tip[:12], not tip.startswith(mine))
+
+
+def conflicted(paths: list[str]) -> list[str]:
+    """The text files among `paths` that hold a conflict marker line (git's or copier's)."""
+    found = []
+    for name in paths:
+        path = Path(name)
+        raw = path.read_bytes() if path.is_file() else b""
+        if b"\0" not in raw and CONFLICT_MARKER.search(raw.decode("utf-8", errors="replace")):
+            found.append(name)
+    return found
+
+
+def tracked_files() -> list[str]:
+    """The files git would commit (tracked and new, ignored ones excluded); none outside git."""
+    listed = subprocess.run(
+        [GIT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [name for name in listed.stdout.split("\0") if name] if listed.returncode == 0 else []
+
+
 @nox.session(name="template-check")
 def template_check(session: nox.Session) -> None:
-    """Fails (copier's exit code 2) when the template has a newer version than this project."""
+    """Fails when the template has a newer version (tags) or commit (branch) than this project."""
     session.install("copier>=9.4")
-    session.run("copier", "check-update", "--quiet")
+    comparison = compare(session)
+    session.log(comparison.describe())
+    if comparison.behind:
+        session.error(f"the template is ahead of this project; {comparison.describe()}")
 
 
 @nox.session(name="template-update")
 def template_update(session: nox.Session) -> None:
-    """Apply the newest template version; in GitHub Actions, push a branch and open a PR."""
+    """Apply the newest template version (or branch commit); in GitHub Actions, commit it on the
+    `template-update` branch for `template-publish` to push."""
     session.install("copier>=9.4")
-    status = session.run("copier", "check-update", "--output-format", "json", silent=True)
-    if not json.loads(str(status)).get("update_available"):
+    comparison = compare(session)
+    session.log(comparison.describe())
+    if not comparison.behind:
         session.log("the project is on the newest template version")
         return
-    session.run("copier", "update", "--defaults", "--trust", "--conflict", "inline")
+    vcs_ref = ["--vcs-ref", comparison.ref] if comparison.ref else []
+    session.run("copier", "update", "--defaults", "--trust", "--conflict", "inline", *vcs_ref)
+    conflicts = conflicted(tracked_files())
+    for name in conflicts:
+        session.warn(f"conflict to resolve by hand: {name}")
     if not os.environ.get("GITHUB_ACTIONS"):
         session.log("review `git diff`, resolve any conflict markers, then commit")
         return
+    message = [f"Update from the template to {recorded('_commit')}", "", comparison.describe()]
+    if conflicts:
+        message += ["", "Conflicts to resolve (nox -s lint fails until they are):"]
+        message += [f"- {name}" for name in conflicts]
     git = [
         "git",
         "-c",
@@ -154,7 +270,14 @@ def template_update(session: nox.Session) -> None:
     ]
     session.run(*git, "switch", "-C", "template-update", external=True)
     session.run(*git, "add", "--all", external=True)  # copier update may add new files
-    session.run(*git, "commit", "--quiet", "-m", "Update from the template", external=True)
+    session.run(*git, "commit", "--quiet", "-m", "\n".join(message), external=True)
+    github("GITHUB_OUTPUT", "updated=true")
+    github("GITHUB_STEP_SUMMARY", "\n".join(message))
+
+
+@nox.session(name="template-publish")
+def template_publish(session: nox.Session) -> None:
+    """Push the `template-update` branch and open its pull request (GitHub Actions only)."""
     token, repository = os.environ["GH_TOKEN"], os.environ["GITHUB_REPOSITORY"]
     remote = f"https://x-access-token:{token}@github.com/{repository}.git"
     session.run("git", "push", "--force", remote, "template-update", external=True, silent=True)
