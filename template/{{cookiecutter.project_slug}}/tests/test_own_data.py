@@ -31,7 +31,7 @@ from {{ cookiecutter.package_name }}.data import (
 )
 from {{ cookiecutter.package_name }}.loop import retrain
 from {{ cookiecutter.package_name }}.monitor import monitor
-from {{ cookiecutter.package_name }}.promote import Outcome, promote
+from {{ cookiecutter.package_name }}.promote import Outcome, ab_report, promote
 from {{ cookiecutter.package_name }}.promote.record import write_record
 from {{ cookiecutter.package_name }}.train import train
 
@@ -262,3 +262,19 @@ def test_the_project_documents_every_key_of_the_schema_file() -> None:
     guide = (ROOT / "docs" / "data.md").read_text(encoding="utf-8")
     assert [key for key in ColumnSpec.model_fields if f"`{key}`" not in guide] == []
     assert "docs/data.md" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+# 3 and 11. Every minimum names its setting and the file it is set in.
+def test_the_window_and_sample_minimums_name_their_settings(project: Project) -> None:
+    ingest(project, now=NOW)
+    first_champion(project)
+    window = project.root / "window.parquet"
+    write_table(_demo(project, 200).head(50), window)
+    result = monitor(project, source=window, now=NOW)
+    assert result.status == "insufficient_data"
+    assert "below monitor.min_window_rows = 200 in configs/project.yaml" in result.reasons[0]
+    decision = ab_report(project)
+    assert decision.outcome == Outcome.KEEP_COLLECTING
+    assert "below promotion.online.min_samples_per_variant = 500 in configs/project.yaml" in (
+        decision.reason
+    )

@@ -123,8 +123,8 @@ def monitor(
     if len(current) < config.monitor.min_window_rows:
         status: Status = "insufficient_data"
         reasons["drift"].append(
-            f"only {len(current)} rows in the window, "
-            f"below the minimum {config.monitor.min_window_rows}"
+            f"only {len(current)} rows in the window, below monitor.min_window_rows = "
+            f"{config.monitor.min_window_rows} in {project.config_name}"
         )
     else:
         snap, summary["drift"], reasons["drift"] = drift(project, schema, reference, current)

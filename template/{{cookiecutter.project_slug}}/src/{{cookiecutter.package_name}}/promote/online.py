@@ -94,8 +94,9 @@ def ab_report(project: Project, since: datetime | None = None) -> Decision:
         record |= {
             "outcome": Outcome.KEEP_COLLECTING,
             "required_samples_per_variant": needed,
-            "reason": f"only {smallest} labelled predictions in the smaller variant; the test "
-            f"needs at least {needed} per variant.",
+            "reason": f"only {smallest} labelled predictions in the smaller variant, below "
+            f"promotion.online.min_samples_per_variant = {online.min_samples_per_variant} in "
+            f"{project.config_name}; at 80% power the test wants {needed} per variant.",
         }
     else:
         better = _test(gate_metric, losses["champion"], losses["challenger"], reverse=False)
