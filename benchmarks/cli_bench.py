@@ -115,9 +115,19 @@ def run_once(command: Command, cwd: Path, env: Mapping[str, str], timeout: float
     return spent
 
 
-def measure(command: Command, project: sb.Project, settings: Settings) -> Timings:
-    """The warm-up runs, then the timed ones and the other processes' CPU while they ran."""
+def cli_env(project: sb.Project) -> dict[str, str]:
+    """The project's environment, with bytecode caching on as on a user's machine: a machine that
+    sets PYTHONDONTWRITEBYTECODE recompiles every module not yet cached on every start, which
+    would time the compiler, not the command."""
     env = sb.project_env(project)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def measure(command: Command, project: sb.Project, settings: Settings) -> Timings:
+    """The warm-up runs (which also write the bytecode cache), then the timed ones and the other
+    processes' CPU while they ran."""
+    env = cli_env(project)
     note(f"{command.label}: {settings.warmup} warm-up and {settings.runs} timed runs")
     warmup = [
         run_once(command, project.root, env, settings.timeout) for _ in range(settings.warmup)
@@ -183,7 +193,7 @@ def build_report(
         "environment": {
             "venv": str(project.venv),
             "python": python_version,
-            "PYTHONDONTWRITEBYTECODE": sb.project_env(project).get("PYTHONDONTWRITEBYTECODE"),
+            "PYTHONDONTWRITEBYTECODE": cli_env(project).get("PYTHONDONTWRITEBYTECODE"),
             "cpus": os.cpu_count(),
             "target_cpus": TARGET_CORES,
             "platform": platform.platform(),
