@@ -70,7 +70,7 @@ serve = project.config.serve
 print(json.dumps({
     "flush_seconds": serve.flush_seconds,
     "registry_poll_seconds": serve.registry_poll_seconds,
-    "predictions_dir": str(project.predictions_dir),
+    "prediction_log_url": project.prediction_log_url,
     "store": str(project.local_store),
 }))
 """
@@ -97,7 +97,7 @@ class ServiceConfig:
 
     flush_seconds: float
     registry_poll_seconds: float
-    predictions_dir: Path
+    prediction_log: Path  # the embedded SQLite log (the default; no PREDICTION_LOG_URL set)
     store: Path
 
 
@@ -121,7 +121,7 @@ def read_config(project: sb.Project) -> ServiceConfig:
     return ServiceConfig(
         flush_seconds=float(data["flush_seconds"]),
         registry_poll_seconds=float(data["registry_poll_seconds"]),
-        predictions_dir=Path(data["predictions_dir"]),
+        prediction_log=Path(str(data["prediction_log_url"]).removeprefix("sqlite:///")),
         store=Path(data["store"]),
     )
 
@@ -221,27 +221,23 @@ def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.25
 # ------------------------------------------------------------------------------------------------
 
 
-def logged_ids(directory: Path) -> set[str]:
-    """Ids of every served prediction in the daily SQLite files (read while the server writes)."""
-    found: set[str] = set()
-    for path in sorted(directory.glob("*.sqlite")):
+def logged_ids(path: Path) -> set[str]:
+    """Ids of every served prediction in the SQLite log (read while the server writes)."""
+    if not path.exists():
+        return set()
+    with closing(sqlite3.connect(path, timeout=30)) as db:
+        query = "SELECT prediction_id FROM predictions WHERE served = 1"
+        return {row[0] for row in db.execute(query)}
+
+
+def integrity(path: Path) -> dict[str, str]:
+    """`PRAGMA integrity_check` of the log file, by file name: "ok" or SQLite's complaint."""
+    try:
         with closing(sqlite3.connect(path, timeout=30)) as db:
-            query = "SELECT prediction_id FROM predictions WHERE served = 1"
-            found.update(row[0] for row in db.execute(query))
-    return found
-
-
-def integrity(directory: Path) -> dict[str, str]:
-    """`PRAGMA integrity_check` of each daily file, by file name: "ok" or SQLite's complaint."""
-    results = {}
-    for path in sorted(directory.glob("*.sqlite")):
-        try:
-            with closing(sqlite3.connect(path, timeout=30)) as db:
-                rows = db.execute("PRAGMA integrity_check").fetchall()
-            results[path.name] = "; ".join(str(row[0]) for row in rows)[:500]
-        except sqlite3.Error as error:
-            results[path.name] = f"{type(error).__name__}: {error}"
-    return results
+            rows = db.execute("PRAGMA integrity_check").fetchall()
+        return {path.name: "; ".join(str(row[0]) for row in rows)[:500]}
+    except sqlite3.Error as error:
+        return {path.name: f"{type(error).__name__}: {error}"}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -368,7 +364,7 @@ def steady_load(
     missing: set[str] = set(answered)
 
     def complete() -> bool:
-        missing.intersection_update(answered - logged_ids(config.predictions_dir))
+        missing.intersection_update(answered - logged_ids(config.prediction_log))
         return not missing
 
     waited = wait_until(complete, timeout=3 * config.flush_seconds + 10)
@@ -570,8 +566,8 @@ def run(project_root: Path, settings: Settings, schemathesis: Path | None) -> di
             outage = registry_outage(server, bodies, settings, config)
         finally:
             server.stop()  # flushes what the restarted server holds
-        crash = crash_report(outcomes, times, logged_ids(config.predictions_dir), config)
-        crash["integrity_check"] = integrity(config.predictions_dir)
+        crash = crash_report(outcomes, times, logged_ids(config.prediction_log), config)
+        crash["integrity_check"] = integrity(config.prediction_log)
         cold = cold_start_without_registry(project, logs, bodies[0], settings)
     return summarise(
         project=project,

@@ -29,8 +29,9 @@ MakeProject = Callable[..., Project]
 
 @pytest.fixture(autouse=True)
 def _isolated_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests use the embedded store of their own temporary project, never an outside server."""
+    """Tests use the embedded store and log of their own temporary project, never a server."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("PREDICTION_LOG_URL", raising=False)
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project
+from {{ cookiecutter.package_name }}.config import PREDICTION_LOG_URL_ENV, DemoSourceConfig, Project
 from {{ cookiecutter.package_name }}.data import generate_demo, ingest, project_schema, read_snapshot, write_table
 from {{ cookiecutter.package_name }}.features import model_input
 from {{ cookiecutter.package_name }}.metrics import predict_scores
@@ -32,6 +32,7 @@ from {{ cookiecutter.package_name }}.store import CHAMPION, MODEL_PATH, Store
 from {{ cookiecutter.package_name }}.train import train
 
 from .conftest import first_champion, free_port, running, write_project
+from .test_prediction_log import locked
 
 FAST = {
     "registry_poll_seconds": 0.2,
@@ -178,7 +179,7 @@ def test_feedback_joins_its_prediction(served: tuple[Project, httpx.Client]) -> 
         )
         assert refused.status_code == 422
         assert refused.json()["detail"][0]["loc"] == ["body", "label"]
-    log = PredictionLog(project.predictions_dir)
+    log = PredictionLog(project.prediction_log_url)
 
     def joined() -> bool:
         frame = log.read()
@@ -204,6 +205,100 @@ def test_health_ready_metadata_and_metrics(served: tuple[Project, httpx.Client])
     text = client.get("/metrics").text
     assert 'service_model_latency_seconds_count{variant="champion"}' in text
     assert 'service_requests_total{endpoint="/predict",status="200"}' in text
+    _wait(lambda: "service_log_rows_written_total 0\n" not in client.get("/metrics").text)
+    text = client.get("/metrics").text
+    assert "# TYPE service_log_rows_pending gauge" in text
+    assert "service_log_rows_dropped_total 0\n" in text
+    assert "service_log_write_failures_total 0\n" in text
+
+
+def test_the_service_answers_while_its_log_is_locked_and_writes_it_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log's database is held by another writer: requests and feedback are answered as
+    usual, the rows wait in the buffer, and they are written once the database is free."""
+    project = _trained(tmp_path / "log-outage")
+    path = tmp_path / "shared" / "predictions.sqlite"
+    monkeypatch.setenv(PREDICTION_LOG_URL_ENV, f"sqlite:///{path}?timeout=0.2")
+    log = PredictionLog(project.prediction_log_url)
+    log.ensure_schema()
+    rows = _rows(project, 20)
+    label = 1.0 if project.config.train.task == "binary_classification" else 42.0
+
+    def metric(name: str) -> float:
+        lines = client.get("/metrics").text.splitlines()
+        return float(next(line for line in lines if line.startswith(f"{name} ")).split()[1])
+
+    with running(project) as client:
+        with locked(path):
+            answers = [client.post("/predict", json=row) for row in rows]
+            assert {answer.status_code for answer in answers} == {200}
+            _wait(lambda: metric("service_log_write_failures_total") >= 2)
+            first = answers[0].json()["prediction_id"]
+            feedback = {"prediction_id": first, "label": label}
+            assert client.post("/feedback", json=feedback).status_code == 202
+            assert client.get("/ready").status_code == 200
+            assert metric("service_log_rows_pending") == 21
+            assert len(log.read()) == 0
+        _wait(lambda: metric("service_log_rows_pending") == 0)
+        assert metric("service_log_rows_written_total") == 21
+        assert metric("service_log_rows_dropped_total") == 0
+    frame = log.read().set_index("prediction_id")
+    assert set(frame.index) == {answer.json()["prediction_id"] for answer in answers}
+    assert frame.loc[first, "label"] == label
+
+
+def test_a_crash_loses_at_most_one_flush_interval(tmp_path: Path) -> None:
+    """The loss of a crash, measured: the service is killed (SIGKILL: no shutdown, no last flush)
+    while it answers; only predictions answered within one flush interval (and the write that
+    follows it) before the kill may be missing from the log."""
+    flush_seconds, write_allowance = 0.5, 0.5
+    project = _trained(tmp_path / "crash", flush_seconds=flush_seconds)
+    rows = _rows(project, 10)
+    port = free_port()
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve", "--port", str(port)]
+    command += ["--config", str(project.config_path)]
+    output = tmp_path / "serve.log"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    answered: list[tuple[float, list[str]]] = []  # when each answer arrived, and its ids
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+
+            def ready() -> bool:
+                assert process.poll() is None, output.read_text(errors="replace")
+                try:
+                    return client.get("/ready").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            _wait(ready, seconds=120)
+            started = time.monotonic()
+            while time.monotonic() < started + 3:
+                response = client.post("/predict/batch", json={"rows": rows})
+                assert response.status_code == 200
+                ids = [answer["prediction_id"] for answer in response.json()["predictions"]]
+                answered.append((time.monotonic(), ids))
+            os.killpg(process.pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    logged = set(PredictionLog(project.prediction_log_url).read()["prediction_id"])
+    sent = [(at, prediction_id) for at, ids in answered for prediction_id in ids]
+    lost = [at for at, prediction_id in sent if prediction_id not in logged]
+    oldest = killed_at - min(lost) if lost else 0.0
+    print(
+        f"crash with serve.flush_seconds={flush_seconds}: {len(lost)} of {len(sent)} answered "
+        f"rows lost ({len(sent) / (killed_at - started):.0f} rows/s); the oldest lost was "
+        f"answered {oldest:.3f} s before the kill"
+    )
+    assert logged <= {prediction_id for _, prediction_id in sent}
+    assert oldest < flush_seconds + write_allowance, f"lost rows {oldest:.3f} s old"
+    assert len(lost) < len(sent)
 
 
 def test_an_alias_swap_while_requests_flow_loses_none(tmp_path: Path) -> None:
@@ -232,7 +327,7 @@ def test_an_alias_swap_while_requests_flow_loses_none(tmp_path: Path) -> None:
         versions = [version for _, version in results]
         assert versions[0] == "1"
         assert "2" in versions
-        log = PredictionLog(project.predictions_dir)
+        log = PredictionLog(project.prediction_log_url)
         _wait(lambda: len(log.read()) == len(results))
 
 
@@ -321,7 +416,7 @@ def test_the_online_experiment_routes_by_entity_and_logs_both_variants(
         _wait(lambda: client.get("/ready").json()["models"] == {"champion": "1", "challenger": "2"})
         first = [client.post("/predict", json=row).json() for row in rows]
         again = [client.post("/predict", json=row).json() for row in rows]
-        log = PredictionLog(project.predictions_dir)
+        log = PredictionLog(project.prediction_log_url)
         expected_rows = 160 if mode == "shadow" else 80
         _wait(lambda: len(log.read()) == expected_rows)
     served = [answer["variant"] for answer in first]

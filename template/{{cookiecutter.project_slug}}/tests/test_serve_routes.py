@@ -67,7 +67,7 @@ def test_the_batch_route_scores_like_the_model_in_process(
     assert [p.prediction for p in answer.predictions] == pytest.approx(list(expected), abs=1e-9)
     assert {(p.variant, p.model_version) for p in answer.predictions} == {("champion", "1")}
     asyncio.run(service.log.flush())
-    logged = PredictionLog(trained.predictions_dir).read()
+    logged = PredictionLog(trained.prediction_log_url).read()
     assert {p.prediction_id for p in answer.predictions} <= set(logged["prediction_id"])
 
 
@@ -107,7 +107,7 @@ def test_feedback_is_accepted_only_for_a_served_prediction(
         asyncio.run(feedback(unknown, service))
     assert refused.value.status_code == 404
     asyncio.run(service.log.flush())
-    logged = PredictionLog(trained.predictions_dir).read().set_index("prediction_id")
+    logged = PredictionLog(trained.prediction_log_url).read().set_index("prediction_id")
     assert logged.loc[prediction_id, "label"] == label
 
 

@@ -1,42 +1,59 @@
 """The prediction log: every served prediction and every label that arrives later.
 
-Serving appends to it; monitoring and the online A/B report read it. One SQLite file per UTC day
-(`logs/predictions/YYYY-MM-DD.sqlite`) keeps files small and makes retention a matter of deleting
-old days; SQLite's journal means a crash never leaves a half-written row behind.
+Serving writes to it (through `serve.batching.LogBuffer`); monitoring and the online A/B report
+read it. It lives at a SQLAlchemy URL (`Project.prediction_log_url`): a SQLite file for one
+machine, or PostgreSQL for service replicas that share one log.
+
+The schema is versioned by a small table and an ordered list of steps, not by Alembic: two
+tables need neither Alembic's revision graph nor its env.py and script folder (Alembic is here
+only as MLflow's dependency), and an integer version makes "written by a newer release" a plain
+comparison, with the lock around the steps chosen per dialect.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Dialect, Engine
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS predictions (
-    prediction_id TEXT NOT NULL,
-    variant TEXT NOT NULL,
-    ts TEXT NOT NULL,
-    entity_id TEXT,
-    model_version TEXT NOT NULL,
-    served INTEGER NOT NULL,
-    features TEXT NOT NULL,
-    prediction REAL NOT NULL,
-    latency_ms REAL NOT NULL,
-    PRIMARY KEY (prediction_id, variant)
-);
-CREATE TABLE IF NOT EXISTS feedback (
-    prediction_id TEXT PRIMARY KEY,
-    ts TEXT NOT NULL,
-    label REAL NOT NULL
-);
-"""
+from .errors import ProjectError
+
+COLUMNS = [
+    "prediction_id",
+    "variant",
+    "ts",
+    "entity_id",
+    "model_version",
+    "served",
+    "features",
+    "prediction",
+    "latency_ms",
+    "label",
+]
+SUPPORTED = ("sqlite", "postgresql")
+# Waits for another writer's lock before a write counts as failed (it is then retried).
+SQLITE_BUSY_SECONDS = 10.0
+POSTGRES_CONNECT_SECONDS = 5
+# PostgreSQL: replicas starting together queue on this advisory lock around the schema steps.
+SCHEMA_LOCK = 0x7072_6564_6C6F_6731  # "predlog1"
+# SQLite: a connection with this execution option begins with BEGIN IMMEDIATE, taking the write
+# lock up front, so two writers (or two replicas migrating) queue instead of failing midway.
+IMMEDIATE = "prediction_log_immediate"
+
+
+class PredictionLogError(ProjectError):
+    """The log's database cannot be used by this release of the project."""
 
 
 @dataclass(frozen=True)
@@ -61,105 +78,349 @@ class FeedbackRecord:
     ts: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+LogRecord = PredictionRecord | FeedbackRecord
+
+
+class UtcTimestamp(sa.types.TypeDecorator[datetime]):
+    """A point in time, stored in UTC. PostgreSQL keeps it as TIMESTAMPTZ and compares instants.
+    SQLite has no time type: SQLAlchemy writes fixed-width `YYYY-MM-DD HH:MM:SS.ffffff` text,
+    which sorts (and so compares, and indexes) in time order only because every value, bound
+    parameters included, is converted to UTC first. ISO text with offsets would not: `+02:00`
+    and `Z` times of the same instant compare unequal, and PostgreSQL would compare strings."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002 - SQLAlchemy's signature
+    ) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"a naive datetime ({value}) has no instant: give its time zone")
+        return value.astimezone(UTC)
+
+    def process_result_value(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002 - SQLAlchemy's signature
+    ) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# The tables as queries see them now. Their history is in STEPS below, which never change.
+METADATA = sa.MetaData()
+PREDICTIONS = sa.Table(
+    "predictions",
+    METADATA,
+    sa.Column("prediction_id", sa.Text, primary_key=True),
+    sa.Column("variant", sa.Text, primary_key=True),
+    sa.Column("ts", UtcTimestamp, nullable=False),
+    sa.Column("entity_id", sa.Text),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("served", sa.Boolean, nullable=False),
+    sa.Column("features", sa.Text, nullable=False),  # JSON
+    sa.Column("prediction", sa.Double, nullable=False),
+    sa.Column("latency_ms", sa.Double, nullable=False),
+)
+FEEDBACK = sa.Table(
+    "feedback",
+    METADATA,
+    sa.Column("prediction_id", sa.Text, primary_key=True),
+    sa.Column("ts", UtcTimestamp, nullable=False),
+    sa.Column("label", sa.Double, nullable=False),
+)
+# One row per schema step applied; its shape never changes, so any release can read it.
+SCHEMA_VERSIONS = sa.Table(
+    "prediction_log_schema",
+    sa.MetaData(),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", UtcTimestamp, nullable=False),
+)
+
+
+def _create_tables(db: Connection) -> None:
+    """Version 1: the two tables. Defined here, not from PREDICTIONS and FEEDBACK above, so a later
+    change to those (which must come as a new step) cannot change what this step creates."""
+    tables = sa.MetaData()
+    sa.Table(
+        "predictions",
+        tables,
+        sa.Column("prediction_id", sa.Text, primary_key=True),
+        sa.Column("variant", sa.Text, primary_key=True),
+        sa.Column("ts", UtcTimestamp, nullable=False),
+        sa.Column("entity_id", sa.Text),
+        sa.Column("model_version", sa.Text, nullable=False),
+        sa.Column("served", sa.Boolean, nullable=False),
+        sa.Column("features", sa.Text, nullable=False),
+        sa.Column("prediction", sa.Double, nullable=False),
+        sa.Column("latency_ms", sa.Double, nullable=False),
+    )
+    sa.Table(
+        "feedback",
+        tables,
+        sa.Column("prediction_id", sa.Text, primary_key=True),
+        sa.Column("ts", UtcTimestamp, nullable=False),
+        sa.Column("label", sa.Double, nullable=False),
+    )
+    tables.create_all(db, checkfirst=False)
+
+
+def _index_the_reads(db: Connection) -> None:
+    """Version 2: indexes for the reads by time. One on (ts, served) serves `ab-report` (rows
+    since a time: its ts prefix), `monitor` (served rows in a window: the ts range, served checked
+    in the index) and `prune`; served second, so a lookup by id still uses the primary key, which
+    leads with prediction_id (`has_prediction`). feedback's `ts` is for `prune`. A step of its
+    own, so the upgrade path is exercised from the first release rather than on the first real
+    change."""
+    db.execute(sa.text("CREATE INDEX ix_predictions_ts_served ON predictions (ts, served)"))
+    db.execute(sa.text("CREATE INDEX ix_feedback_ts ON feedback (ts)"))
+
+
+# Append only: step i (from 1) brings a database from version i - 1 to version i.
+STEPS: list[Callable[[Connection], None]] = [_create_tables, _index_the_reads]
+SCHEMA_VERSION = len(STEPS)
+
+
+def _sqlite_connected(dbapi_connection: Any, _record: Any) -> None:
+    # sqlite3 would BEGIN only before DML, so DDL would autocommit: `_begin` emits BEGIN instead.
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+
+
+def _begin(db: Connection) -> None:
+    immediate = db.get_execution_options().get(IMMEDIATE, False)
+    db.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for the log at `url`, checked before each use from its pool (`pool_pre_ping`), so
+    connections a database restart broke are replaced instead of failing the next write."""
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED:
+        raise PredictionLogError(
+            f"the prediction log needs a sqlite:// or postgresql:// URL, not {backend}://"
+        )
+    connect_args: dict[str, Any] = {}
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if "timeout" not in parsed.query:  # a URL's ?timeout= wins
+            connect_args["timeout"] = SQLITE_BUSY_SECONDS
+    elif "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = POSTGRES_CONNECT_SECONDS
+    # hide_parameters: errors are logged, and the rows' features must not be in the logs.
+    engine = sa.create_engine(
+        parsed, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args
+    )
+    if backend == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_connected)
+        sa.event.listen(engine, "begin", _begin)
+    return engine
+
+
+def refused_rows(error: BaseException) -> bool:
+    """Whether the rows themselves failed (a constraint, a value the database cannot store or
+    that cannot be converted): retrying them would fail forever, unlike an outage, which a later
+    retry outlives."""
+    if isinstance(error, sa.exc.IntegrityError | sa.exc.DataError | TypeError | ValueError):
+        return True
+    return isinstance(error, sa.exc.StatementError) and not isinstance(error, sa.exc.DBAPIError)
+
+
+def short_reason(error: BaseException) -> str:
+    """An error in one line, without SQL or parameters: fit for a log line."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
+
+
 class PredictionLog:
-    """Append-only daily SQLite files under one folder."""
+    """The log at one SQLAlchemy URL, with its own engine; the tables are created, or brought up
+    to date, on first use. Thread-safe: the service writes and looks up from worker threads."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self, url: str) -> None:
+        self.engine = open_engine(url)
+        self.shown_url = self.engine.url.render_as_string(hide_password=True)
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False
 
-    def _file(self, day: date) -> Path:
-        return self.directory / f"{day.isoformat()}.sqlite"
+    def __enter__(self) -> PredictionLog:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections (the log stays usable: it opens new ones)."""
+        self.engine.dispose()
+
+    # --- schema --------------------------------------------------------------------------------
+
+    def ensure_schema(self) -> int:
+        """Create the tables, or apply the steps an older database lacks, each exactly once;
+        returns the version. Refuses a database written by a newer release."""
+        with self._schema_lock:
+            if not self._schema_ready:
+                self._migrate()
+                self._schema_ready = True
+        return SCHEMA_VERSION
+
+    def _migrate(self) -> None:
+        with self.engine.connect() as db:
+            db.execution_options(**{IMMEDIATE: True})
+            with db.begin():
+                if db.dialect.name == "postgresql":
+                    db.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+                SCHEMA_VERSIONS.create(db, checkfirst=True)
+                found = db.scalar(sa.select(sa.func.max(SCHEMA_VERSIONS.c.version))) or 0
+                if found > SCHEMA_VERSION:
+                    raise PredictionLogError(
+                        f"the prediction log at {self.shown_url} has schema version {found}, "
+                        f"newer than version {SCHEMA_VERSION}, the newest this release knows: a "
+                        "newer release wrote it. Run that release, or point PREDICTION_LOG_URL "
+                        "at another database."
+                    )
+                for version in range(found + 1, SCHEMA_VERSION + 1):
+                    STEPS[version - 1](db)
+                    stamp = {"version": version, "applied_at": datetime.now(UTC)}
+                    db.execute(SCHEMA_VERSIONS.insert().values(**stamp))
 
     @contextmanager
-    def _open(self, day: date) -> Iterator[sqlite3.Connection]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self._file(day), timeout=30)) as db, db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-            yield db
+    def _transaction(self, *, writes: bool) -> Iterator[Connection]:
+        self.ensure_schema()
+        try:
+            with self.engine.connect() as db:
+                if writes:
+                    db.execution_options(**{IMMEDIATE: True})
+                with db.begin():
+                    yield db
+        except sa.exc.SQLAlchemyError:
+            # Once it answers again it may be a new, empty database: check the schema again.
+            self._schema_ready = False
+            raise
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def _upsert(self, table: sa.Table, keys: list[str]) -> sa.Insert:
+        """INSERT ... ON CONFLICT DO UPDATE: a row written twice (a retried batch) is kept once."""
+        others = [c.name for c in table.columns if c.name not in keys]
+        if self.engine.dialect.name == "sqlite":
+            lite = sqlite.insert(table)
+            changed = {name: lite.excluded[name] for name in others}
+            return lite.on_conflict_do_update(index_elements=keys, set_=changed)
+        pg = postgresql.insert(table)
+        changed = {name: pg.excluded[name] for name in others}
+        return pg.on_conflict_do_update(index_elements=keys, set_=changed)
+
+    def write(self, records: Iterable[LogRecord]) -> int:
+        """Predictions and labels in one transaction; returns how many rows were written. A key
+        given twice keeps its last row (one statement may not update a row twice on PostgreSQL)."""
+        predictions: dict[tuple[str, str], dict[str, Any]] = {}
+        labels: dict[str, dict[str, Any]] = {}
+        for r in records:
+            if isinstance(r, PredictionRecord):
+                predictions[(r.prediction_id, r.variant)] = {
+                    "prediction_id": r.prediction_id,
+                    "variant": r.variant,
+                    "ts": r.ts,
+                    "entity_id": r.entity_id,
+                    "model_version": r.model_version,
+                    "served": r.served,
+                    "features": json.dumps(r.features, default=str),
+                    "prediction": float(r.prediction),
+                    "latency_ms": float(r.latency_ms),
+                }
+            else:
+                labels[r.prediction_id] = {
+                    "prediction_id": r.prediction_id,
+                    "ts": r.ts,
+                    "label": float(r.label),
+                }
+        if not predictions and not labels:
+            return 0
+        with self._transaction(writes=True) as db:
+            if predictions:
+                statement = self._upsert(PREDICTIONS, ["prediction_id", "variant"])
+                db.execute(statement, list(predictions.values()))
+            if labels:
+                db.execute(self._upsert(FEEDBACK, ["prediction_id"]), list(labels.values()))
+        return len(predictions) + len(labels)
 
     def append(self, records: Iterable[PredictionRecord]) -> int:
-        """Write a batch in one transaction per day; returns how many rows were written."""
-        by_day: dict[date, list[tuple[Any, ...]]] = {}
-        for r in records:
-            by_day.setdefault(r.ts.astimezone(UTC).date(), []).append(
-                (
-                    r.prediction_id,
-                    r.variant,
-                    r.ts.astimezone(UTC).isoformat(),
-                    r.entity_id,
-                    r.model_version,
-                    int(r.served),
-                    json.dumps(r.features, default=str),
-                    float(r.prediction),
-                    float(r.latency_ms),
-                )
-            )
-        for day, rows in by_day.items():
-            with self._open(day) as db:
-                db.executemany(
-                    "INSERT OR REPLACE INTO predictions VALUES (?,?,?,?,?,?,?,?,?)", rows
-                )
-        return sum(len(rows) for rows in by_day.values())
+        return self.write(records)
 
     def append_feedback(self, records: Iterable[FeedbackRecord]) -> int:
-        by_day: dict[date, list[tuple[Any, ...]]] = {}
-        for r in records:
-            by_day.setdefault(r.ts.astimezone(UTC).date(), []).append(
-                (r.prediction_id, r.ts.astimezone(UTC).isoformat(), float(r.label))
-            )
-        for day, rows in by_day.items():
-            with self._open(day) as db:
-                db.executemany("INSERT OR REPLACE INTO feedback VALUES (?,?,?)", rows)
-        return sum(len(rows) for rows in by_day.values())
+        return self.write(records)
 
-    def has_prediction(self, prediction_id: str, days: int = 7) -> bool:
-        """Whether a served prediction with this id was logged in the last `days` daily files."""
-        for day in self.days()[-days:]:
-            with closing(sqlite3.connect(self._file(day))) as db:
-                query = "SELECT 1 FROM predictions WHERE prediction_id = ? AND served = 1 LIMIT 1"
-                if db.execute(query, (prediction_id,)).fetchone():
-                    return True
-        return False
+    def prune(self, before: datetime) -> int:
+        """Retention: delete predictions, and labels, from before `before`; returns how many
+        predictions went. Both deletes use the `ts` indexes."""
+        with self._transaction(writes=True) as db:
+            deleted = db.execute(sa.delete(PREDICTIONS).where(PREDICTIONS.c.ts < before)).rowcount
+            db.execute(sa.delete(FEEDBACK).where(FEEDBACK.c.ts < before))
+        return int(deleted)
 
-    def days(self) -> list[date]:
-        if not self.directory.exists():
-            return []
-        return sorted(date.fromisoformat(path.stem) for path in self.directory.glob("*.sqlite"))
+    # --- reading -------------------------------------------------------------------------------
 
-    def read(self, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
-        """Predictions in [since, until), with the label joined where feedback has arrived."""
-        predictions, feedback = [], []
-        for day in self.days():
-            with closing(sqlite3.connect(self._file(day))) as db:
-                predictions.append(pd.read_sql_query("SELECT * FROM predictions", db))
-                feedback.append(pd.read_sql_query("SELECT prediction_id, label FROM feedback", db))
-        columns = [
-            "prediction_id",
-            "variant",
-            "ts",
-            "entity_id",
-            "model_version",
-            "served",
-            "features",
-            "prediction",
-            "latency_ms",
-            "label",
-        ]
-        if not predictions:
-            return pd.DataFrame(columns=columns)
-        frame = pd.concat(predictions, ignore_index=True)
-        frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="ISO8601")
-        if since is not None:
-            frame = frame[frame["ts"] >= since]
-        if until is not None:
-            frame = frame[frame["ts"] < until]
-        labels = pd.concat(feedback, ignore_index=True).drop_duplicates(
-            "prediction_id", keep="last"
+    def has_prediction(self, prediction_id: str) -> bool:
+        """Whether a served prediction with this id is in the log (by any replica)."""
+        query = (
+            sa.select(sa.literal(1))
+            .where(PREDICTIONS.c.prediction_id == prediction_id, PREDICTIONS.c.served == sa.true())
+            .limit(1)
         )
-        frame = frame.merge(labels, on="prediction_id", how="left")
+        with self._transaction(writes=False) as db:
+            return db.scalar(query) is not None
+
+    @staticmethod
+    def query(
+        since: datetime | None = None, until: datetime | None = None, served: bool | None = None
+    ) -> sa.Select[Any]:
+        """Predictions in [since, until), optionally only served ones or only shadow ones, each
+        with its label where one has arrived, oldest first."""
+        p, f = PREDICTIONS, FEEDBACK
+        query = sa.select(*p.columns, f.c.label).select_from(
+            p.outerjoin(f, f.c.prediction_id == p.c.prediction_id)
+        )
+        if since is not None:
+            query = query.where(p.c.ts >= since)
+        if until is not None:
+            query = query.where(p.c.ts < until)
+        if served is not None:
+            query = query.where(p.c.served == (sa.true() if served else sa.false()))
+        return query.order_by(p.c.ts, p.c.prediction_id, p.c.variant)
+
+    def read(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        served: bool | None = None,
+    ) -> pd.DataFrame:
+        """`query`'s rows as a frame: `ts` in UTC, `label` NaN where none has arrived."""
+        for bound in (since, until):
+            if bound is not None and bound.tzinfo is None:
+                raise ValueError(f"{bound} has no time zone: the log compares instants")
+        with self._transaction(writes=False) as db:
+            result = db.execute(self.query(since, until, served))
+            frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
         frame["served"] = frame["served"].astype(bool)
-        return frame[columns].sort_values("ts", kind="stable").reset_index(drop=True)
+        for column in ("prediction", "latency_ms", "label"):
+            frame[column] = frame[column].astype(float)
+        return frame[COLUMNS]
 
     @staticmethod
     def features_frame(log: pd.DataFrame) -> pd.DataFrame:

@@ -43,9 +43,16 @@ class MonitorResult:
 
 
 def _current(
-    project: Project, schema: DataSchema, model: Any, source: Path | None, now: datetime
+    project: Project,
+    schema: DataSchema,
+    champion: tuple[str, Any],
+    source: Path | None,
+    now: datetime,
 ) -> tuple[pd.DataFrame, str]:
-    """Features, prediction and (where known) label of the window under watch."""
+    """Features, prediction and (where known) label of the window under watch. From the log,
+    only what the champion itself served: after a promotion the old champion's answers say
+    nothing about the new one, and its window starts afresh."""
+    version, model = champion
     task = project.config.train.task
     if source is not None:
         raw = read_table(source)
@@ -59,8 +66,9 @@ def _current(
             current["ts"] = frame[schema.timestamp_column].to_numpy()
         return current, f"file {source} ({len(raw)} rows, {len(result.quarantined)} quarantined)"
     since = now - timedelta(days=project.config.monitor.window_days)
-    log = PredictionLog(project.predictions_dir).read(since=since, until=now)
-    log = log[log["served"]].reset_index(drop=True)
+    with PredictionLog(project.prediction_log_url) as predictions:
+        log = predictions.read(since=since, until=now, served=True)
+    log = log[log["model_version"] == version].reset_index(drop=True)
     if log.empty:
         return pd.DataFrame(
             columns=[*schema.feature_columns, PREDICTION]
@@ -69,7 +77,8 @@ def _current(
     current[PREDICTION] = log["prediction"].to_numpy(float)
     current[LABEL] = log["label"].to_numpy(float)
     current["ts"] = log["ts"].to_numpy()
-    return current, f"prediction log since {since:%Y-%m-%d} ({len(log)} served predictions)"
+    served = f"{len(log)} predictions served by version {version}"
+    return current, f"prediction log since {since:%Y-%m-%d} ({served})"
 
 
 def reference_rows(snapshot: Snapshot, kind: str) -> tuple[pd.DataFrame, str]:
@@ -95,12 +104,14 @@ def monitor(
     store = Store.open(project)
     name = store.model_name
     champion, model = store.load_champion()
-    snapshot = read_snapshot(project.snapshots_dir, champion.tags.get("snapshot_id"))
+    snapshot = read_snapshot(
+        project.snapshots_dir, store.training_snapshot(champion, project.snapshots_dir)
+    )
     schema = snapshot.schema
     rows, described = reference_rows(snapshot, config.monitor.reference)
     reference = model_input(rows, schema)
     reference[PREDICTION] = predict_scores(model, reference, config.train.task)
-    current, window = _current(project, schema, model, source, now)
+    current, window = _current(project, schema, (str(champion.version), model), source, now)
 
     directory = project.reports_dir / "monitor"
     directory.mkdir(parents=True, exist_ok=True)

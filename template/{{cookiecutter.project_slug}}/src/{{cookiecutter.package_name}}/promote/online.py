@@ -51,7 +51,8 @@ def ab_report(project: Project, since: datetime | None = None) -> Decision:
     """Promote, keep collecting, or roll back, from the logged predictions and their labels."""
     config, online = project.config, project.config.promotion.online
     task = config.train.task
-    log = PredictionLog(project.predictions_dir).read(since=since)
+    with PredictionLog(project.prediction_log_url) as predictions:
+        log = predictions.read(since=since)
     labelled = log[log["label"].notna()]
     gate_metric = metric(task, config.gate_metric)
     rows = {

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from ..predictions import FeedbackRecord, PredictionLog, PredictionRecord
+from ..predictions import LogRecord, PredictionLog, refused_rows, short_reason
+from .prometheus import LogCounters
+
+log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
@@ -49,20 +55,129 @@ class MicroBatcher(Generic[Item, Answer]):
 
 
 class LogBuffer:
-    """Rows wait here at most one flush interval before they are written to the prediction log:
-    one SQLite transaction per interval instead of one per request."""
+    """Prediction-log rows on their way to the database: each flush writes what has queued, in
+    one transaction per `batch_rows`, instead of one transaction per request.
 
-    def __init__(self, target: PredictionLog) -> None:
-        self.target = target
-        self.predictions: list[PredictionRecord] = []
-        self.feedback: list[FeedbackRecord] = []
+    While the database cannot be written (down, restarting, locked) the rows stay queued and
+    every flush retries them: an outage costs memory up to `max_rows` queued rows (besides the
+    batch being written), never a request. Beyond that bound the oldest rows are dropped and
+    counted. Rows are upserted by key, so a batch written twice (a flush cancelled at shutdown
+    and retried) is stored once. Only the event loop touches the queue; writes run in a thread.
+    """
+
+    def __init__(
+        self,
+        target: PredictionLog,
+        max_rows: int,
+        counters: LogCounters | None = None,
+        batch_rows: int = 5_000,
+    ) -> None:
+        self.target, self.max_rows, self.batch_rows = target, max_rows, batch_rows
+        self.counters = counters or LogCounters()
+        self.queued: deque[LogRecord] = deque()
+        self.in_flight = 0
+        self.flushing = asyncio.Lock()
+        self.outage_started: float | None = None  # time.monotonic() of the first failed write
+        self.dropped_before_outage = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self.queued) + self.in_flight
+
+    @property
+    def unreachable(self) -> bool:
+        """The last write failed: the log's database is down (or refuses this release)."""
+        return self.outage_started is not None
+
+    def add(self, record: LogRecord) -> None:
+        self.queued.append(record)
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self.queued) > self.max_rows:
+            self.queued.popleft()
+            self.counters.dropped += 1
+        self.counters.pending = self.pending
 
     async def flush(self) -> None:
-        predictions, self.predictions = self.predictions, []
-        feedback, self.feedback = self.feedback, []
-        if predictions or feedback:
-            await asyncio.to_thread(self._write, predictions, feedback)
+        """Write the rows queued now; on failure they go back to the front of the queue (the
+        oldest beyond the bound dropped) and the next flush retries. Never raises but for
+        cancellation."""
+        async with self.flushing:
+            remaining = len(self.queued)
+            while remaining and self.queued:
+                size = min(self.batch_rows, remaining, len(self.queued))
+                batch = [self.queued.popleft() for _ in range(size)]
+                remaining -= size
+                self.in_flight = size
+                try:
+                    refused = await asyncio.to_thread(self._write, batch)
+                except asyncio.CancelledError:
+                    self._requeue(batch)
+                    raise
+                except Exception as error:
+                    self._requeue(batch)
+                    self._failed(error)
+                    return
+                self.in_flight = 0
+                self._written(size - len(refused), refused)
 
-    def _write(self, predictions: list[PredictionRecord], feedback: list[FeedbackRecord]) -> None:
-        self.target.append(predictions)
-        self.target.append_feedback(feedback)
+    def _requeue(self, batch: list[LogRecord]) -> None:
+        self.in_flight = 0
+        self.queued.extendleft(reversed(batch))
+        self._trim()
+
+    def _write(self, batch: list[LogRecord]) -> list[tuple[LogRecord, Exception]]:
+        """In a worker thread: write the batch; if the database refuses some row in it, write
+        the rows one by one and return those it refuses, so one bad row cannot hold the others
+        back forever. An outage raises."""
+        try:
+            self.target.write(batch)
+        except Exception as error:
+            if not refused_rows(error):
+                raise
+        else:
+            return []
+        refused = []
+        for record in batch:
+            try:
+                self.target.write([record])
+            except Exception as error:
+                if not refused_rows(error):
+                    raise
+                refused.append((record, error))
+        return refused
+
+    def _written(self, rows: int, refused: list[tuple[LogRecord, Exception]]) -> None:
+        self.counters.written += rows
+        self.counters.dropped += len(refused)
+        self.counters.pending = self.pending
+        if refused:
+            log.error(
+                "the prediction log refused %d rows, dropped (e.g. prediction %s: %s)",
+                len(refused),
+                refused[0][0].prediction_id,
+                short_reason(refused[0][1]),
+            )
+        if self.outage_started is not None:
+            log.warning(
+                "prediction log writes resumed after %.1f s; %d rows dropped meanwhile",
+                time.monotonic() - self.outage_started,
+                self.counters.dropped - self.dropped_before_outage,
+            )
+            self.outage_started = None
+
+    def _failed(self, error: Exception) -> None:
+        """Count the failure; log it once per outage, not once per flush."""
+        self.counters.write_failures += 1
+        if self.outage_started is None:
+            self.outage_started = time.monotonic()
+            self.dropped_before_outage = self.counters.dropped
+            log.warning(
+                "cannot write the prediction log at %s (%s): %d rows kept and retried every "
+                "flush; beyond %d the oldest are dropped",
+                self.target.shown_url,
+                short_reason(error),
+                self.pending,
+                self.max_rows,
+            )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -16,8 +17,19 @@ def _header(name: str, kind: str, text: str) -> list[str]:
     return [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
 
 
+@dataclass
+class LogCounters:
+    """The prediction-log buffer's counts, which it updates on the event loop thread."""
+
+    pending: int = 0  # queued, or in the batch being written
+    written: int = 0
+    dropped: int = 0  # beyond serve.log_buffer_rows while the log was down, or refused by it
+    write_failures: int = 0  # flushes whose write failed; their rows stayed queued
+
+
 class ServiceMetrics:
-    """Request counts, errors and a latency histogram per variant.
+    """Request counts, errors and a latency histogram per variant, and the prediction log's
+    buffer: rows pending, written and dropped, and failed writes.
 
     Updated only from the event loop thread, so plain counters need no lock.
     """
@@ -28,6 +40,7 @@ class ServiceMetrics:
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.latency_count: Counter[str] = Counter()
         self.rows: Counter[str] = Counter()
+        self.prediction_log = LogCounters()
 
     def observe_request(self, endpoint: str, status: int) -> None:
         self.requests[(endpoint, status)] += 1
@@ -71,4 +84,34 @@ class ServiceMetrics:
                 _sample(f"{name}_sum", self.latency_sum[variant], variant=variant),
                 _sample(f"{name}_count", total, variant=variant),
             ]
+        counts = self.prediction_log
+        for name, kind, text, value in (
+            (
+                "service_log_rows_pending",
+                "gauge",
+                "Prediction-log rows not written yet.",
+                counts.pending,
+            ),
+            (
+                "service_log_rows_written_total",
+                "counter",
+                "Rows written to the prediction log.",
+                counts.written,
+            ),
+            (
+                "service_log_rows_dropped_total",
+                "counter",
+                "Prediction-log rows dropped: the oldest beyond serve.log_buffer_rows while the "
+                "log was unreachable, and rows the database refused.",
+                counts.dropped,
+            ),
+            (
+                "service_log_write_failures_total",
+                "counter",
+                "Prediction-log writes that failed; their rows were kept for the next flush.",
+                counts.write_failures,
+            ),
+        ):
+            lines += _header(name, kind, text)
+            lines.append(_sample(name, value))
         return "\n".join(lines) + "\n"

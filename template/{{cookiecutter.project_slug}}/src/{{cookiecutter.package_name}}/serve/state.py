@@ -24,7 +24,7 @@ from ..config import ConfigError, Project, ServeConfig
 from ..data import project_schema, row_key
 from ..features import records_frame
 from ..metrics import decisions, predict_scores
-from ..predictions import FeedbackRecord, PredictionLog, PredictionRecord
+from ..predictions import FeedbackRecord, PredictionLog, PredictionRecord, short_reason
 from ..promote import assign_variant
 from ..store import CHALLENGER, CHAMPION
 from .batching import LogBuffer, MicroBatcher
@@ -33,7 +33,8 @@ from .registry import LoadedModel, ServedModels
 from .schemas import Prediction
 
 log = logging.getLogger(__name__)
-RECENT_IDS = 100_000  # feedback for older predictions is checked against the log on disk
+FLUSH_ALLOWANCE_SECONDS = 0.5  # what one flush's write may take, beyond the flush interval
+RECENT_IDS = 100_000  # feedback for older predictions is checked against the log's database
 Row = dict[str, Any]
 
 
@@ -65,8 +66,12 @@ class ServiceState:
         self.schema = project_schema(project)
         self.api_key = read_api_key(self.settings)
         self.models = ServedModels(project)
-        self.log = LogBuffer(PredictionLog(project.predictions_dir))
         self.metrics = ServiceMetrics()
+        self.log = LogBuffer(
+            PredictionLog(project.prediction_log_url),
+            self.settings.log_buffer_rows,
+            self.metrics.prediction_log,
+        )
         self.recent_ids: OrderedDict[str, None] = OrderedDict()
         self.batcher: MicroBatcher[Row, Prediction] = MicroBatcher(
             self.predict_rows, self.settings.max_batch_rows
@@ -118,7 +123,7 @@ class ServiceState:
         now = datetime.now(UTC)
         per_row = 1_000 * seconds / len(rows)
         for row, prediction_id, value in zip(rows, ids, values, strict=True):
-            self.log.predictions.append(
+            self.log.add(
                 PredictionRecord(
                     prediction_id=prediction_id,
                     variant=model.alias,
@@ -189,20 +194,34 @@ class ServiceState:
     # --- feedback --------------------------------------------------------------------------
 
     async def knows(self, prediction_id: str) -> bool:
-        """Whether this service served the prediction: recent ids in memory, older ones on disk."""
-        if prediction_id in self.recent_ids:
+        """Whether the prediction was served: by this replica recently (ids in memory), or by any
+        replica once written to the log. While the log cannot be read the id is taken on trust:
+        a label for an unknown id only adds a row no prediction joins, while refusing would lose
+        real labels, or answer 5xx for the log's outage."""
+        if prediction_id in self.recent_ids or self.log.unreachable:
             return True
-        return await asyncio.to_thread(self.log.target.has_prediction, prediction_id)
+        try:
+            if await asyncio.to_thread(self.log.target.has_prediction, prediction_id):
+                return True
+            # Another replica may have served it and not flushed yet: ask again after its flush.
+            await asyncio.sleep(self.settings.flush_seconds + FLUSH_ALLOWANCE_SECONDS)
+            return await asyncio.to_thread(self.log.target.has_prediction, prediction_id)
+        except Exception as error:  # the buffer's next failed write reports the outage
+            log.info("feedback for %s taken unchecked: %s", prediction_id, short_reason(error))
+            return True
 
     async def accept_feedback(self, prediction_id: str, label: float) -> bool:
         """Queue the label for the log; False (and nothing queued) when the id is unknown."""
         if not await self.knows(prediction_id):
             return False
-        self.log.feedback.append(FeedbackRecord(prediction_id=prediction_id, label=label))
+        self.log.add(FeedbackRecord(prediction_id=prediction_id, label=label))
         return True
 
     async def close(self) -> None:
         """Finish shadow scoring, write what the buffer holds, then stop the scoring thread."""
         await asyncio.gather(*self.shadow_tasks, return_exceptions=True)
         await self.log.flush()
+        if self.log.pending:
+            log.warning("%d prediction-log rows were not written: lost", self.log.pending)
+        self.log.target.close()
         self.scorer.shutdown(wait=True)
