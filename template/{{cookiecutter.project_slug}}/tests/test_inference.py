@@ -264,7 +264,7 @@ def test_a_forced_wrong_delimiter_names_the_setting_that_fixes_it(project: Proje
 
 def test_the_configured_delimiter_is_one_character() -> None:
     with pytest.raises(ValidationError, match="delimiter must be one character"):
-        FileSourceConfig(path=Path("a.csv"), schema_path=Path("s.yaml"), delimiter=";;")
+        FileSourceConfig(path="a.csv", schema_path=Path("s.yaml"), delimiter=";;")
 
 
 def test_widened_ranges_are_round_and_keep_the_sign_of_the_data() -> None:

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import Project, load_project
 from {{ cookiecutter.package_name }}.data import write_table
+from {{ cookiecutter.package_name }}.data.sources import source_location
 from {{ cookiecutter.package_name }}.store import Store
 
 from .conftest import ROOT, file_source, running, write_project
@@ -71,7 +72,9 @@ def own_project(root: Path) -> tuple[Project, Path]:
         )
     source = project.config.data.source
     assert source.kind == "file"
-    return project, project.path(source.path)
+    location = source_location(project, source)
+    assert isinstance(location, Path), "the test writes the file, so it is a local one"
+    return project, location
 
 
 @pytest.fixture(scope="module")

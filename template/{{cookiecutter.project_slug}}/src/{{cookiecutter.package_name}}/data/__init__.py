@@ -6,7 +6,14 @@ Public entry point: `ingest(project)`. Later stages read what it wrote with `rea
 from .demo import demo_schema, generate_demo
 from .ingestion import IngestResult, ingest, project_schema, require_training_rows
 from .schema import ROW_KEY, ColumnSpec, DataSchema, row_key
-from .snapshot import PARTS, Snapshot, content_hash, read_snapshot, write_snapshot
+from .snapshot import (
+    PARTS,
+    Snapshot,
+    content_hash,
+    latest_snapshot_id,
+    read_snapshot,
+    write_snapshot,
+)
 from .sources import DataError, load_source, read_table, write_table
 from .split import TimeSplit, time_split
 from .validation import REASON, SOURCE_ROW, ValidationResult, validate
@@ -27,6 +34,7 @@ __all__ = [
     "demo_schema",
     "generate_demo",
     "ingest",
+    "latest_snapshot_id",
     "load_source",
     "project_schema",
     "read_snapshot",

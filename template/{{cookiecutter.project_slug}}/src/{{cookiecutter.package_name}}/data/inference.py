@@ -24,7 +24,7 @@ import yaml
 from ..config import Task
 from ..files import written_whole
 from .schema import ROW_KEY, ColumnSpec, DataSchema, Role
-from .sources import DataError, read_table
+from .sources import DataError, Location, read_table
 
 MARGIN = 0.1  # ranges are widened by this share of the observed range, on each side
 SHOWN_VALUES = 10  # values named in a message before "..."
@@ -443,7 +443,7 @@ def infer_schema(
 
 
 def infer_file(
-    path: Path,
+    location: Location,
     task: Task,
     *,
     target: str,
@@ -452,8 +452,9 @@ def infer_file(
     positive: str | None = None,
     delimiter: str | None = None,
 ) -> InferredSchema:
-    """Read a CSV (as text, as ingest reads it) or Parquet file and infer its schema."""
-    frame = read_table(path, delimiter)
+    """Read a CSV (as text, as ingest reads it) or Parquet file, a local path or an fsspec URL,
+    and infer its schema."""
+    frame = read_table(location, delimiter)
     return infer_schema(
         frame, task, target=target, timestamp=timestamp, id_column=id_column, positive=positive
     )

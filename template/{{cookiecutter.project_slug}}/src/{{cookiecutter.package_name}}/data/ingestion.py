@@ -36,6 +36,7 @@ def project_schema(project: Project) -> DataSchema:
     task = project.config.train.task
     if source.kind == "demo":
         return demo_schema(task)
+    # Any other source, a file or a SQL query, is described by its schema file.
     path = project.path(source.schema_path)
     try:
         return DataSchema.from_yaml(path).for_task(task)

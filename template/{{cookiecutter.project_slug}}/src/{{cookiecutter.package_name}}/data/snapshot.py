@@ -93,13 +93,19 @@ def write_snapshot(
     return directory
 
 
+def latest_snapshot_id(root: Path) -> str | None:
+    """The snapshot the last ingest in this checkout wrote, or None before the first."""
+    try:
+        return (root / LATEST).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+
+
 def read_snapshot(root: Path, snapshot_id: str | None = None) -> Snapshot:
     """The named snapshot, or the latest one; checks every part against its recorded hash."""
+    snapshot_id = snapshot_id or latest_snapshot_id(root)
     if snapshot_id is None:
-        try:
-            snapshot_id = (root / LATEST).read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            raise DataError(f"no snapshot in {root}: run `ingest` first") from None
+        raise DataError(f"no snapshot in {root}: run `ingest` first")
     directory = root / snapshot_id
     try:
         manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))

@@ -70,8 +70,30 @@ def _parse(values: pd.Series, column: ColumnSpec) -> tuple[pd.Series, str]:
         numbers = pd.to_numeric(values, errors="coerce").astype("float64")
         # "inf" parses as a float, but no model can learn from it: a bad value like any other.
         return numbers.where(np.isfinite(numbers)), "not a number"
+    return _as_categories(values, column), ""
+
+
+def _as_categories(values: pd.Series, column: ColumnSpec) -> pd.Series:
+    """Values as the text categories are compared with. Typed numbers (a database's integer
+    column with NULLs arrives as floats) match a category by value, as a binary target's classes
+    do: 2.0 is the category "2", not "2.0"."""
     text = values.astype(object).where(values.isna(), values.astype(str))
-    return text, ""
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if column.categories is None or not numeric:
+        return text
+    by_value: dict[float, str] = {}
+    for category in column.categories:
+        try:
+            by_value.setdefault(float(category), category)
+        except ValueError:
+            continue
+    matched = values.map(lambda value: by_value.get(float(value), _number_text(value)))
+    return text.where(values.isna(), matched)
+
+
+def _number_text(value: float) -> str:
+    """7.0 as "7": a whole number read as a float only because its column has NULLs."""
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def _shown(value: object) -> str:

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..config import Project
+from ..config import FileSourceConfig, Project
 from ..data import SOURCE_ROW, DataError, project_schema, validate
 from ..data.sources import check_header, csv_delimiter
 from ..features import model_input
@@ -92,7 +92,9 @@ def batch_predict(
     scored, rejected = _Appender(output), _Appender(quarantine)
     read = good = bad = 0
     try:
-        configured = getattr(project.config.data.source, "delimiter", None)
+        # A delimiter set for the training file is the one scored files use; else detected.
+        training = project.config.data.source
+        configured = training.delimiter if isinstance(training, FileSourceConfig) else None
         for chunk in _chunks(source, chunk_rows, configured):
             result = validate(chunk, schema, scoring=True)
             if len(result.quarantined):
