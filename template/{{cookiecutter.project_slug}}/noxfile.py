@@ -92,6 +92,14 @@ def pipeline(session: nox.Session) -> None:
 
 
 @nox.session
+def backends(session: nox.Session) -> None:
+    """Where runs, models, the prediction log and training data live. A job on a fresh checkout
+    runs `-- --require tracking,log` first, so a missing secret stops it with its name."""
+    install(session)
+    session.run(PACKAGE, "backends", *session.posargs)
+
+
+@nox.session
 def promote(session: nox.Session) -> None:
     """The A/B gate alone; exits 0 promoted, 1 rejected, 2 error, so CI can act on it."""
     install(session)

@@ -13,6 +13,7 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 # Base modules (layer 0) then the stages in the order data flows; the CLI and the conventions
 # check sit on top. A module may import its own layer and the layers below it.
 LAYERS = {
+    "backends": 0,
     "config": 0,
     "errors": 0,
     "exit_codes": 0,

@@ -77,6 +77,7 @@ BREAK_POINTS = {
     "retrain": "{{ cookiecutter.package_name }}.loop.retrain",
     "conventions": "{{ cookiecutter.package_name }}.conventions.check",
     "models": "{{ cookiecutter.package_name }}.store.Store.versions",
+    "backends": "{{ cookiecutter.package_name }}.backends.backends",
     "demo-data": "{{ cookiecutter.package_name }}.data.generate_demo",
     "ui": "{{ cookiecutter.package_name }}.cli.subprocess.call",
     "schema": "{{ cookiecutter.package_name }}.data.inference.infer_file",  # the sub-app; its command: infer

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from {{ cookiecutter.package_name }}.config import Project
-from {{ cookiecutter.package_name }}.data import ingest
+from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project
+from {{ cookiecutter.package_name }}.data import generate_demo, ingest, write_table
+from {{ cookiecutter.package_name }}.monitor import monitor
 from {{ cookiecutter.package_name }}.promote import Outcome, promote, rollback
 from {{ cookiecutter.package_name }}.store import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, Store
 from {{ cookiecutter.package_name }}.train import train
@@ -123,3 +124,35 @@ def test_promote_without_a_challenger_is_an_error(project: Project) -> None:
     decision = promote(project)
     assert decision.outcome == Outcome.ERROR
     assert "run `train` first" in decision.reason
+
+
+@pytest.mark.e2e
+def test_a_fresh_checkout_gates_and_monitors_with_the_data_logged_with_the_runs(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CI job starts from a clone: no snapshots, only the shared store's URI."""
+    project = make_project(rows=5_000)
+    ingest(project)
+    first_champion(project)
+    newer = write_project(project.root, rows=5_000, start="2025-04-01", concept_shift=1.0, seed=11)
+    ingest(newer)
+    train(newer)
+
+    clone = write_project(
+        project.root.parent / "clone", rows=5_000, start="2025-04-01", concept_shift=1.0, seed=11
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project.local_store}")
+    assert not clone.snapshots_dir.exists()
+    decision = promote(clone)
+    assert decision.outcome == Outcome.PROMOTED, decision.reason
+    trained_on = Store.open(clone).alias_version(CHAMPION)
+    assert trained_on is not None
+    assert _record(decision.record_path)["data"]["snapshot_id"] == trained_on.tags["snapshot_id"]
+
+    live = clone.root / "live.parquet"
+    source = clone.config.data.source
+    assert isinstance(source, DemoSourceConfig)
+    write_table(generate_demo(source, clone.config.train.task), live)
+    result = monitor(clone, source=live)
+    assert result.summary["reference"]["snapshot_id"] == trained_on.tags["snapshot_id"]
+    assert result.summary["champion_version"] == "2"

@@ -379,6 +379,22 @@ def models_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
     table(store.model_name, ["version", "aliases", "family", "snapshot", "trained at"], rows)
 
 
+@app.command("backends")
+def backends_command(
+    config: ConfigOption = DEFAULT_CONFIG,
+    require: Annotated[
+        list[str] | None,
+        typer.Option(help="tracking, log or data (repeat or comma-separate): fail unless set."),
+    ] = None,
+) -> None:
+    """Say where runs, models, the prediction log and the training data live."""
+    from .backends import parse_roles, require_shared
+
+    found = require_shared(open_project(config), parse_roles(require or []))
+    shown = [[b.role, b.what, b.kind, b.location] for b in found]
+    table("backends", ["role", "what", "kind", "where"], shown)
+
+
 @app.command("demo-data")
 def demo_data_command(
     out: Annotated[Path, typer.Option(help="Where to write the rows (.csv or .parquet).")],
@@ -422,7 +438,13 @@ app.add_typer(schema_app)
 
 @schema_app.command("infer")
 def schema_infer_command(
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet file to infer the schema from.")],
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="CSV or Parquet file to infer the schema from: a path, or an fsspec URL "
+            "(s3://bucket/events.csv)."
+        ),
+    ],
     target: Annotated[str, typer.Option(help="The column the model predicts.")],
     timestamp: Annotated[str, typer.Option(help="The column that orders rows in time.")],
     id_column: Annotated[
@@ -451,25 +473,34 @@ def schema_infer_command(
     from rich.table import Table
     from rich.text import Text
 
-    from .config import FileSourceConfig
+    from .config import DemoSourceConfig, FileSourceConfig
     from .data import inference
-    from .data.sources import csv_delimiter
+    from .data.sources import Location, csv_delimiter, is_url, shown_location, source_location
 
     project = open_project(config)
     source = project.config.data.source
     file_source = source if isinstance(source, FileSourceConfig) else None
-    schema_path = file_source.schema_path if file_source else Path("configs") / "schema.yaml"
+    # A file or sql source names its schema file; the demo's schema is built in.
+    schema_path = (
+        Path("configs") / "schema.yaml"
+        if isinstance(source, DemoSourceConfig)
+        else source.schema_path
+    )
     destination = out if out is not None else project.path(schema_path)
     if destination.exists() and not force:
         fail(f"{destination} exists: pass --force to overwrite it")
     if delimiter is not None and len(delimiter) != 1:
         fail(f"--delimiter takes one character, got {delimiter!r}")
-    source_file = project.path(file_source.path).resolve() if file_source else None
-    is_source = source_file == data.resolve()
+    location: Location = data if is_url(data) else Path(data).resolve()
+    shown_data = project.shown(location) if isinstance(location, Path) else shown_location(data)
+    ingested = source_location(project, file_source) if file_source else None
+    if isinstance(ingested, Path):
+        ingested = ingested.resolve()
+    is_source = ingested == location
     if is_source and delimiter is None and file_source is not None:
         delimiter = file_source.delimiter  # the file ingest reads: read it the same way
     inferred = inference.infer_file(
-        data,
+        location,
         project.config.train.task,
         target=target,
         timestamp=timestamp,
@@ -477,7 +508,7 @@ def schema_infer_command(
         positive=positive,
         delimiter=delimiter,
     )
-    shown = Table(title=f"schema of {data} ({inferred.rows} rows)")
+    shown = Table(title=f"schema of {shown_location(data)} ({inferred.rows} rows)")
     for heading in ("column", "role", "declared", "why"):
         shown.add_column(heading, overflow="fold")
     for decision in inferred.decisions:
@@ -487,7 +518,7 @@ def schema_infer_command(
     out_console.print(shown)
     for note in inferred.notes:
         out_console.print(Text.assemble(("note: ", "yellow"), note))
-    inference.write_schema(inferred, destination, project.shown(data.resolve()))
+    inference.write_schema(inferred, destination, shown_data)
     left_out = f"; left out: {', '.join(inferred.left_out)}" if inferred.left_out else ""
     count = len(inferred.schema.columns)
     written = project.shown(destination.resolve())
@@ -495,10 +526,11 @@ def schema_infer_command(
     if not is_source:
         keys = [
             "kind: file",
-            f"path: {project.shown(data.resolve())}",
+            f"path: {shown_data}",
             f"schema_path: {written}",
         ]
-        if data.suffix.lower() == ".csv" and (used := csv_delimiter(data, delimiter)) != ",":
+        is_csv = Path(data).suffix.lower() == ".csv"
+        if is_csv and (used := csv_delimiter(location, delimiter)) != ",":
             keys.append(f"delimiter: {used!r}")
         out_console.print(Text(f"to ingest it, set data.source to: {', '.join(keys)}"))
 

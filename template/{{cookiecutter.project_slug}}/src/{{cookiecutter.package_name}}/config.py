@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .errors import ProjectError
 
 Task = Literal["binary_classification", "regression"]
+# Where credentials live: environment variables (CI secrets, a deployment's env), named here.
+ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+PREDICTION_LOG_URL_ENV = "PREDICTION_LOG_URL"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 ModelFamily = Literal["hist_gradient_boosting", "linear", "baseline"]
 
 
@@ -43,10 +47,16 @@ class DemoSourceConfig(Frozen):
 
 
 class FileSourceConfig(Frozen):
-    """A CSV or Parquet file described by a schema file."""
+    """A CSV or Parquet file described by a schema file.
+
+    `path` is text, not a `Path`: it is a local path (relative to the project, or absolute) or
+    an fsspec URL such as `s3://bucket/events.parquet`, whose `//` a `Path` would collapse.
+    """
 
     kind: Literal["file"] = "file"
-    path: Path
+    path: str = Field(
+        min_length=1, description="a local path, or an fsspec URL: s3://, gs://, file://, ..."
+    )
     schema_path: Path
     delimiter: str | None = Field(
         default=None, description="a CSV file's one-character separator; None: detected"
@@ -54,8 +64,10 @@ class FileSourceConfig(Frozen):
 
     @model_validator(mode="after")
     def _known_format(self) -> FileSourceConfig:
-        if self.path.suffix.lower() not in {".csv", ".parquet"}:
-            raise ValueError(f"path must end in .csv or .parquet, got {self.path.name!r}")
+        # A URL's last segment is a file name like a path's: memory://events.csv ends in .csv.
+        name = Path(self.path).name
+        if Path(name).suffix.lower() not in {".csv", ".parquet"}:
+            raise ValueError(f"path must end in .csv or .parquet, got {name!r}")
         if self.delimiter is not None and (len(self.delimiter) != 1 or self.delimiter in '"\r\n'):
             raise ValueError(
                 f"delimiter must be one character, not a quote or line break: {self.delimiter!r}"
@@ -63,7 +75,25 @@ class FileSourceConfig(Frozen):
         return self
 
 
-SourceConfig = Annotated[DemoSourceConfig | FileSourceConfig, Field(discriminator="kind")]
+class SqlSourceConfig(Frozen):
+    """Rows from a SQL query. The database's SQLAlchemy URL carries credentials, so it is read
+    from the environment variable named here, never from this file."""
+
+    kind: Literal["sql"] = "sql"
+    url_env: str = Field(
+        default="TRAINING_DATA_URL",
+        pattern=ENV_NAME,
+        description="the environment variable holding the SQLAlchemy URL, password included",
+    )
+    query: str = Field(
+        min_length=1, pattern=r"\S", description="one SELECT; its columns are the schema's"
+    )
+    schema_path: Path
+
+
+SourceConfig = Annotated[
+    DemoSourceConfig | FileSourceConfig | SqlSourceConfig, Field(discriminator="kind")
+]
 
 
 class SplitConfig(Frozen):
@@ -181,9 +211,17 @@ class ServeConfig(Frozen):
     max_batch_rows: int = Field(default=1_000, ge=1)
     max_body_bytes: int = Field(default=2_000_000, ge=1_024)
     registry_poll_seconds: float = Field(default=10.0, gt=0.0)
-    flush_seconds: float = Field(default=1.0, gt=0.0)
+    flush_seconds: float = Field(
+        default=1.0, gt=0.0, description="prediction log writes: a crash loses at most this much"
+    )
     require_api_key: bool = False
-    api_key_env: str = Field(default="SERVICE_API_KEY", pattern=r"^[A-Z_][A-Z0-9_]*$")
+    api_key_env: str = Field(default="SERVICE_API_KEY", pattern=ENV_NAME)
+    log_buffer_rows: int = Field(
+        default=50_000,
+        ge=100,
+        description="log rows held while the log's database is unreachable; beyond this the "
+        "oldest are dropped and counted",
+    )
 
 
 class MonitorConfig(Frozen):
@@ -283,8 +321,11 @@ class Project:
         return self.path(self.config.paths.reports_dir)
 
     @property
-    def predictions_dir(self) -> Path:
-        return self.path(self.config.paths.logs_dir) / "predictions"
+    def prediction_log_url(self) -> str:
+        """The prediction log's SQLAlchemy URL: `PREDICTION_LOG_URL` (a database every replica
+        shares), else a SQLite file in the logs folder."""
+        local = self.path(self.config.paths.logs_dir) / "predictions.sqlite"
+        return os.environ.get(PREDICTION_LOG_URL_ENV) or f"sqlite:///{local}"
 
     @property
     def local_store(self) -> Path:
@@ -296,7 +337,7 @@ class Project:
 
     @property
     def tracking_uri(self) -> str:
-        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.local_store}"
+        return os.environ.get(TRACKING_URI_ENV) or f"sqlite:///{self.local_store}"
 
     @property
     def uses_local_store(self) -> bool:

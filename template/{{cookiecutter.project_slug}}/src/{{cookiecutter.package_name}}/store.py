@@ -33,6 +33,10 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 MODEL_PATH = "model"
+# Where a registered version's run keeps the snapshot it was trained on, so that monitoring and
+# the gate find it from any checkout, not only on the machine that ingested it.
+SNAPSHOT_PATH = "snapshot"
+SNAPSHOT_MANIFEST = "manifest.json"
 # What MLflow answers for a model that does not exist, and for an alias that is not set.
 ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 
@@ -98,6 +102,9 @@ class Run:
 
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), folder)
+
+    def log_folder(self, path: Path, folder: str) -> None:
+        self.client.log_artifacts(self.run_id, str(path), folder)
 
     def log_figure(self, figure: Any, name: str) -> None:
         self.client.log_figure(self.run_id, figure, name)
@@ -176,6 +183,30 @@ class Store:
         if champion is None:
             raise StoreError(f"{self.model_name} has no champion yet: run `train` first")
         return champion, self.load_version(str(champion.version))
+
+    def training_snapshot(self, version: ModelVersion, snapshots_dir: Path) -> str:
+        """The id of the snapshot `version` was trained on, with its files in `snapshots_dir`:
+        fetched from the version's run when this checkout lacks them (a fresh clone in CI)."""
+        snapshot_id = version.tags.get("snapshot_id")
+        if not (snapshot_id and version.run_id):
+            raise StoreError(f"version {version.version} of {self.model_name} names no snapshot")
+        folder = snapshots_dir / snapshot_id
+        if (folder / SNAPSHOT_MANIFEST).is_file():
+            return snapshot_id
+        snapshots_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=snapshots_dir, prefix=".fetch-") as staging:
+            try:
+                self.client.download_artifacts(version.run_id, SNAPSHOT_PATH, staging)
+            except (MlflowException, OSError) as error:
+                raise StoreError(
+                    f"version {version.version} was trained on snapshot {snapshot_id}, which is "
+                    f"neither in {snapshots_dir.name}/ nor logged with its run: {error}"
+                ) from None
+            fetched = Path(staging) / SNAPSHOT_PATH
+            if not (fetched / SNAPSHOT_MANIFEST).is_file():
+                raise StoreError(f"the run of version {version.version} holds no snapshot")
+            fetched.rename(folder)
+        return snapshot_id
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.model_name, alias, version)

@@ -13,7 +13,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from ..config import Project
-from ..data import DataError, Snapshot, read_snapshot
+from ..data import DataError, Snapshot, latest_snapshot_id, read_snapshot
 from ..features import model_input
 from ..metrics import compute_metrics, metric, predict_scores, slice_metrics
 from ..store import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, Store
@@ -45,6 +45,15 @@ def _holdout_overlap(project: Project, snapshot: Snapshot, trained_on: str) -> i
     timestamp = snapshot.schema.timestamp_column
     last_seen = max(seen.train[timestamp].max(), seen.validation[timestamp].max())
     return int((snapshot.holdout[timestamp] <= last_seen).sum())
+
+
+def _newest_snapshot(project: Project, trained_on: str | None) -> Snapshot:
+    """The newest holdout this checkout has ingested; a fresh checkout (a CI job that only
+    promotes) has ingested none and gates on the challenger's own snapshot, fetched from its run.
+    """
+    if trained_on is None or latest_snapshot_id(project.snapshots_dir) is not None:
+        return read_snapshot(project.snapshots_dir)
+    return read_snapshot(project.snapshots_dir, trained_on)
 
 
 def _score(model: Any, rows: pd.DataFrame, task: Any) -> tuple[np.ndarray, float]:
@@ -99,8 +108,10 @@ def gather_evidence(project: Project, store: Store) -> tuple[Evidence, dict[str,
     )
     if challenger is None or champion is None or evidence.challenger == evidence.champion:
         return evidence, entries
-    snapshot = read_snapshot(project.snapshots_dir)
     trained_on = challenger.tags.get("snapshot_id")
+    if trained_on:
+        store.training_snapshot(challenger, project.snapshots_dir)
+    snapshot = _newest_snapshot(project, trained_on)
     data = {
         "snapshot_id": snapshot.snapshot_id,
         "holdout_sha256": snapshot.digest("holdout"),

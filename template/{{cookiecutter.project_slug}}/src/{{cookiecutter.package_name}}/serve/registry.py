@@ -34,6 +34,7 @@ class LoadedModel:
     snapshot_id: str | None
     train_sha256: str | None
     trained_at: str | None
+    loaded_at: str  # when this replica started serving it: how long a promotion took to arrive
 
     @classmethod
     def of(cls, alias: str, version: ModelVersion, model: Any) -> LoadedModel:
@@ -44,6 +45,7 @@ class LoadedModel:
             snapshot_id=version.tags.get("snapshot_id"),
             train_sha256=version.tags.get("train_sha256"),
             trained_at=version.tags.get("trained_at"),
+            loaded_at=datetime.now(UTC).isoformat(),
         )
 
     def lineage(self) -> dict[str, str | None]:
@@ -53,6 +55,7 @@ class LoadedModel:
             "snapshot_id": self.snapshot_id,
             "data_sha256": self.train_sha256,
             "trained_at": self.trained_at,
+            "loaded_at": self.loaded_at,
         }
 
 

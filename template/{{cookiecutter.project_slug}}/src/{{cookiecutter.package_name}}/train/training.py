@@ -25,7 +25,7 @@ from ..data import PARTS, Snapshot, read_snapshot, require_training_rows
 from ..errors import ProjectError
 from ..features import model_input
 from ..metrics import compute_metrics, metric, predict_scores, slice_metrics
-from ..store import CHALLENGER, CHAMPION, Run, Store
+from ..store import CHALLENGER, CHAMPION, SNAPSHOT_PATH, Run, Store
 from .leakage import LeakageError, LeakageReport, check_leakage
 from .models import build_model, continue_fitting, warm_startable
 from .plots import evaluation_figures
@@ -238,6 +238,7 @@ def _register(
         skops_trusted_types=_trusted_types(model),
         pyfunc_predict_fn="predict_proba" if classify else "predict",
     )
+    run.log_folder(snapshot.directory, SNAPSHOT_PATH)
     version = store.register(run)
     primary = store.project.config.train.primary_metric
     store.tag_version(
