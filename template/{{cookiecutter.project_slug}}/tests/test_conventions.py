@@ -84,3 +84,114 @@ def test_large_committed_files_fail(copy: Path) -> None:
     assert failures == [
         "model.bin is 3,000,000 bytes, over 2,000,000: keep data and models out of git."
     ]
+
+
+# --- committed credentials -------------------------------------------------------------------
+
+# Made up, and assembled at run time, so that this file holds no secret-shaped text itself.
+SECRET = "k9" + "Qz-prod-7731"
+AWS_ID = "AKIA" + "Q3ZT7RX2MB4NWP6K"
+GIT = shutil.which("git") or "git"
+
+
+def _track(root: Path) -> None:
+    """Make `root` a git repository tracking every file its .gitignore does not exclude."""
+    subprocess.run([GIT, "init", "-q"], cwd=root, check=True)
+    subprocess.run([GIT, "add", "-A"], cwd=root, check=True)
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def test_the_project_with_every_file_committed_holds_no_credential(copy: Path) -> None:
+    _track(copy)
+    tracked = subprocess.run(
+        [GIT, "ls-files"], cwd=copy, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert {"compose.yaml", ".env.example", "deploy/initdb.sql"} <= set(tracked)
+    assert check(copy)["committed credentials"] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where"),
+    [
+        ("configs/store.yaml", f"url: postgresql://app:{SECRET}@db/x\n", "1 holds a URL with a"),
+        ("configs/store.yaml", f"database:\n  password: {SECRET}\n", "2 holds a password"),
+        ("deploy/app.env", f"# the app\nDB_PASSWORD={SECRET}\n", "2 holds a password"),
+{% raw %}        ("deploy/client.json", f'{{\n  "api_key": "{SECRET}"\n}}\n', "2 holds a password"),{% endraw %}
+        ("src/{{ cookiecutter.package_name }}/keys.py", f'API_TOKEN = "{SECRET}"\n', "1 holds a password"),
+{% raw %}        ("deploy/stack.yaml", f"x: ${{DB_PASSWORD:-{SECRET}}}\n", "1 holds a password"),{% endraw %}
+        ("deploy/key.pem", "-----BEGIN RSA " + "PRIVATE KEY-----\nMIIE\n", "1 holds a private key"),
+        ("docs/notes.md", f"# keys\n\naws: {AWS_ID}\n", "3 holds an AWS access"),
+    ],
+)
+def test_a_committed_credential_is_named_by_file_and_line_not_shown(
+    copy: Path, name: str, text: str, where: str
+) -> None:
+    _write(copy, {name: text})
+    _track(copy)
+    failures = check(copy)["committed credentials"]
+    assert len(failures) == 1, failures
+    assert failures[0].startswith(f"{name}:{where}")
+    assert "read it from the environment" in failures[0]
+    assert SECRET not in failures[0]
+    assert AWS_ID not in failures[0]
+
+
+def test_references_placeholders_and_expressions_are_not_credentials(copy: Path) -> None:
+    _write(
+        copy,
+        {
+            "deploy/stack.yaml": "\n".join(
+                [
+                    "db: postgresql+psycopg://app:${POSTGRES_PASSWORD:?set it}@db/x",
+                    "cache: redis://app:$REDIS_PASSWORD@cache:6379",
+                    "anonymous: postgresql://app:@db/x",
+                    "shown: postgresql://app:***@db/x",
+                    "doc: dialect://user:password@host/database",
+                    "template: https://x-access-token:{token}@example.org/repo.git",
+                    "password: ${DB_PASSWORD}",
+{% raw %}                    "api_key: ${{ secrets.API_KEY }}",{% endraw %}
+                    "token: <your token>",
+                    "secret: change-me",
+                    'client_secret: ""',
+                    "require_api_key: false",
+                    "fallback: ${DB_PASSWORD:-}",
+                    "documented: AKIAIOSFODNN7EXAMPLE",
+                ]
+            ),
+            "deploy/app.env.example": "POSTGRES_PASSWORD=\nSERVICE_API_KEY=changeme\n",
+            "src/{{ cookiecutter.package_name }}/auth.py": (
+                "def connect(api_key: str | None = None, password: str = '') -> None:\n"
+                "    token = read_token(api_key)\n"
+                "    if password == token:\n"
+                "        return None\n"
+            ),
+        },
+    )
+    _track(copy)
+    assert check(copy)["committed credentials"] == []
+
+
+def test_tests_may_hold_made_up_keys_but_no_private_key(copy: Path) -> None:
+{% raw %}    made_up = f'headers = {{"x-api-key": "{SECRET}"}}\nurl = "postgresql://u:{SECRET}@db/x"\n'{% endraw %}
+    _write(copy, {"tests/test_auth.py": made_up})
+    _track(copy)
+    assert check(copy)["committed credentials"] == []
+    _write(copy, {"tests/fixtures/id_ed25519": "-----BEGIN OPENSSH " + "PRIVATE KEY-----\n"})
+    subprocess.run([GIT, "add", "-A"], cwd=copy, check=True)
+    assert [f.split(" holds")[0] for f in check(copy)["committed credentials"]] == [
+        "tests/fixtures/id_ed25519:1"
+    ]
+
+
+def test_untracked_and_binary_files_are_not_read(copy: Path) -> None:
+    _track(copy)
+    _write(copy, {".env": f"POSTGRES_PASSWORD={SECRET}\n", "notes.txt": f"password: {SECRET}\n"})
+    (copy / "model.bin").write_bytes(b"\0password: " + SECRET.encode())
+    subprocess.run([GIT, "add", "model.bin"], cwd=copy, check=True)
+    assert check(copy)["committed credentials"] == []  # .env is ignored, notes.txt not added

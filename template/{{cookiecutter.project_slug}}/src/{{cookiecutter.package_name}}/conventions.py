@@ -102,14 +102,21 @@ def workflows_hardened(root: Path) -> list[str]:
     return failures
 
 
-def no_large_files(root: Path) -> list[str]:
+def tracked_files(root: Path) -> list[str] | None:
+    """Git's list of the files it tracks; None outside a repository, where nothing is committed."""
     git = shutil.which("git")
     if git is None or not (root / ".git").exists():
-        return []  # not a git repository: nothing is committed yet
+        return None
     listing = subprocess.run(  # noqa: S603 - a fixed git command
         [git, "ls-files", "-z"], cwd=root, capture_output=True, check=True
     )
-    listed = listing.stdout.decode().split("\0")
+    return [name for name in listing.stdout.decode().split("\0") if name]
+
+
+def no_large_files(root: Path) -> list[str]:
+    listed = tracked_files(root)
+    if listed is None:
+        return []  # not a git repository: nothing is committed yet
     governance = load_governance(root)
     if governance is None:
         return []  # policy_floor reports the missing file
@@ -117,8 +124,106 @@ def no_large_files(root: Path) -> list[str]:
     return [
         f"{name} is {size:,} bytes, over {limit:,}: keep data and models out of git."
         for name in listed
-        if name and (root / name).is_file() and (size := (root / name).stat().st_size) > limit
+        if (root / name).is_file() and (size := (root / name).stat().st_size) > limit
     ]
+
+
+# Credentials: a URL's password, an assignment to a secret-sounding name, a private key, an AWS
+# access key id. The values are matched only to be judged, and never appear in a message.
+URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]*:(?P<value>[^\s@/'\"]*)@", re.I)
+CREDENTIAL_NAME = r"[\w.-]*(?:password|passwd|api[_-]?key|apikey|secret|token)"
+SECRET_ASSIGNMENT = re.compile(
+{% raw %}    rf"""(?<![\w.$-])(?<!\$\{{)["']?{CREDENTIAL_NAME}["']?\s*(?<![=!<>])[:=](?!=)\s*"""{% endraw %}
+    r"""(?P<value>"[^"]*"|'[^']*'|[^\s"'`,;#)\]}]+)?""",
+    re.I,
+)
+{% raw %}SECRET_DEFAULT = re.compile(rf"\$\{{{CREDENTIAL_NAME}:?-(?P<value>[^}}]*)\}}", re.I)  # ${X:-value}{% endraw %}
+PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+AWS_KEY_ID = re.compile(r"(?<![A-Z0-9])AKIA[0-9A-Z]{16}(?![A-Z0-9])")
+{% raw %}REFERENCE = ("$", "{", "<", "%(")  # $VAR, ${VAR:?msg}, ${{ secrets.X }}, {field}, <password>{% endraw %}
+PLACEHOLDER = re.compile(r"change-?me|example|placeholder|dummy|redacted|^(password|secret)$", re.I)
+CONSTANT = {"true", "false", "yes", "no", "on", "off", "null", "none", "~"}
+PYTHON = {".py", ".pyi"}
+
+
+def _literal(value: str, *, python: bool) -> bool:
+    """Whether `value` is a credential written out, rather than a pointer to one or a stand-in."""
+    quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'"
+    if python and not quoted:
+        return False  # an expression: a name, a call, an annotation
+    text = value[1:-1] if quoted else value
+    return not (
+        not text.strip()
+        or text.startswith(REFERENCE)
+        or set(text) <= set("*x.X")
+        or PLACEHOLDER.search(text)
+        or text.lower() in CONSTANT
+    )
+
+
+def credentials_in(name: str, text: str) -> list[str]:
+    """Where `text` (the file `name`) holds a credential: the place and kind, never the value."""
+    python, test = Path(name).suffix in PYTHON, name.startswith("tests/")
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        kinds = []
+        if not test and any(
+            _literal(m["value"], python=False) for m in URL_PASSWORD.finditer(line)
+        ):
+            kinds.append("a URL with a password")
+        if not test and (
+            any(
+                m["value"] and _literal(m["value"], python=python)
+                for m in SECRET_ASSIGNMENT.finditer(line)
+            )
+            or any(_literal(m["value"], python=False) for m in SECRET_DEFAULT.finditer(line))
+        ):
+            kinds.append("a password, key or token")
+        if PRIVATE_KEY.search(line):
+            kinds.append("a private key")
+        if any(not m[0].endswith("EXAMPLE") for m in AWS_KEY_ID.finditer(line)):
+            kinds.append("an AWS access key id")
+        found += [f"{name}:{number} holds {kind}" for kind in kinds]
+    return found
+
+
+def no_credentials(root: Path) -> list[str]:
+    """A credential in git stays in its history for good, readable by everyone with a clone.
+
+    Every tracked text file is read. A credential is a URL with a password
+    (`scheme://user:<password>@host`), a value assigned (`:` or `=`, quoted or not) to a name
+    ending in password, passwd, api_key/api-key/apikey, secret or token, a private key block,
+    or an AWS access key id (AKIA and 16 more; one ending in EXAMPLE is AWS's documentation's).
+    The default in a variable reference (`${DB_PASSWORD:-...}`) is judged as a value too.
+    A value is allowed when it is empty, a reference (it starts with `$`, `{`, `<` or `%(`:
+{% raw %}    `${VAR}`, `${VAR:?message}`, `${{ secrets.NAME }}`, an f-string field, `<password>`),{% endraw %}
+    masked (only `*`, `x` or `.`), a placeholder (it holds change-me, changeme, example,
+    placeholder, dummy or redacted, or is just `password` or `secret`), or a constant such as
+    `true` or `null`. In Python only a quoted string is a value: anything else is an expression.
+    Under tests/ URLs and assignments are not judged: tests hand made-up keys and passwords to
+    the code they check; private keys and AWS key ids are found everywhere.
+    """
+    listed = tracked_files(root)
+    if listed is None:
+        return []  # not a git repository: nothing is committed yet
+    failures = []
+    for name in listed:
+        path = root / name
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if b"\0" in data:
+            continue  # binary
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        failures += [
+{% raw %}            f"{where}: read it from the environment (`${{VAR}}`) and rotate it, "{% endraw %}
+            "since git history keeps it."
+            for where in credentials_in(name, text)
+        ]
+    return failures
 
 
 CHECKS: dict[str, Check] = {
@@ -127,6 +232,7 @@ CHECKS: dict[str, Check] = {
     "promotion policy floor": policy_floor,
     "workflow hardening": workflows_hardened,
     "committed file sizes": no_large_files,
+    "committed credentials": no_credentials,
 }
 
 
