@@ -7,6 +7,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -186,3 +187,17 @@ def test_a_store_that_cannot_be_opened_is_retried_on_every_poll(
         assert state.models.refresh()
         assert asyncio.run(ready(state)).status_code == 200
         assert state.models.last_error is None
+
+
+def test_a_registry_that_stops_answering_is_named_by_ready(trained: Project) -> None:
+    """A dead tracking server makes MLflow's client retry for minutes: no error comes back, so
+    /ready reads the silence itself once it outlasts two poll intervals."""
+    with service_state(trained) as state:
+        assert state.models.refresh()
+        assert json.loads(bytes(asyncio.run(ready(state)).body))["registry_error"] is None
+        silent = 3 * trained.config.serve.registry_poll_seconds
+        state.models.last_checked = datetime.now(UTC) - timedelta(seconds=silent)
+        answer = asyncio.run(ready(state))
+        assert answer.status_code == 200, "it keeps serving the champion it has"
+        error = json.loads(bytes(answer.body))["registry_error"]
+        assert error == f"no answer from the registry for {silent:.0f} s"

@@ -70,6 +70,9 @@ class ServedModels:
         self.models: dict[str, LoadedModel] = {}
         self.last_error: str | None = None
         self.last_checked: datetime | None = None
+        # A poll the registry never answers (MLflow's client retries a dead server for minutes)
+        # records no error; its age says it instead.
+        self.overdue_after = 2 * project.config.serve.registry_poll_seconds
 
     def _opened_store(self) -> Store:
         if self.store is None:
@@ -113,13 +116,18 @@ class ServedModels:
         return changed
 
     def readiness(self) -> dict[str, Any]:
-        """What `/ready` answers: ready once a champion is loaded, and the last poll's error."""
-        models = self.models
+        """What `/ready` answers: ready once a champion is loaded, and why the registry is not
+        being followed (the last poll's error, or a poll that has not come back)."""
+        models, error, checked = self.models, self.last_error, self.last_checked
+        if error is None and checked is not None:
+            silent = (datetime.now(UTC) - checked).total_seconds()
+            if silent > self.overdue_after:
+                error = f"no answer from the registry for {silent:.0f} s"
         return {
             "ready": CHAMPION in models,
             "models": _versions(models),
-            "registry_error": self.last_error,
-            "last_checked": self.last_checked.isoformat() if self.last_checked else None,
+            "registry_error": error,
+            "last_checked": checked.isoformat() if checked else None,
         }
 
 
