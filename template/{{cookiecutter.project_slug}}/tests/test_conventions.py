@@ -122,9 +122,9 @@ def test_the_project_with_every_file_committed_holds_no_credential(copy: Path) -
         ("configs/store.yaml", f"url: postgresql://app:{SECRET}@db/x\n", "1 holds a URL with a"),
         ("configs/store.yaml", f"database:\n  password: {SECRET}\n", "2 holds a password"),
         ("deploy/app.env", f"# the app\nDB_PASSWORD={SECRET}\n", "2 holds a password"),
-{% raw %}        ("deploy/client.json", f'{{\n  "api_key": "{SECRET}"\n}}\n', "2 holds a password"),{% endraw %}
-        ("src/{{ cookiecutter.package_name }}/keys.py", f'API_TOKEN = "{SECRET}"\n', "1 holds a password"),
-{% raw %}        ("deploy/stack.yaml", f"x: ${{DB_PASSWORD:-{SECRET}}}\n", "1 holds a password"),{% endraw %}
+        ("deploy/client.json", '{\n  "api_key": "' + SECRET + '"\n}\n', "2 holds a password"),
+        ("src/{{ cookiecutter.package_name }}/keys.py", "API_TOKEN = " + repr(SECRET) + "\n", "1 holds a password"),
+        ("deploy/stack.yaml", "x: ${DB_PASSWORD:-" + SECRET + "}\n", "1 holds a password"),
         ("deploy/key.pem", "-----BEGIN RSA " + "PRIVATE KEY-----\nMIIE\n", "1 holds a private key"),
         ("docs/notes.md", f"# keys\n\naws: {AWS_ID}\n", "3 holds an AWS access"),
     ],
@@ -155,13 +155,13 @@ def test_references_placeholders_and_expressions_are_not_credentials(copy: Path)
                     "doc: dialect://user:password@host/database",
                     "template: https://x-access-token:{token}@example.org/repo.git",
                     "password: ${DB_PASSWORD}",
-{% raw %}                    "api_key: ${{ secrets.API_KEY }}",{% endraw %}
+                    "api_key: ${" + "{ secrets.API_KEY }}",  # a workflow expression
                     "token: <your token>",
                     "secret: change-me",
                     'client_secret: ""',
                     "require_api_key: false",
                     "fallback: ${DB_PASSWORD:-}",
-                    "documented: AKIAIOSFODNN7EXAMPLE",
+                    "documented: AKIA" + "IOSFODNN7EXAMPLE",  # AWS's documentation's
                 ]
             ),
             "deploy/app.env.example": "POSTGRES_PASSWORD=\nSERVICE_API_KEY=changeme\n",
@@ -178,7 +178,8 @@ def test_references_placeholders_and_expressions_are_not_credentials(copy: Path)
 
 
 def test_tests_may_hold_made_up_keys_but_no_private_key(copy: Path) -> None:
-{% raw %}    made_up = f'headers = {{"x-api-key": "{SECRET}"}}\nurl = "postgresql://u:{SECRET}@db/x"\n'{% endraw %}
+    headers = 'headers = {"x-api-key": "' + SECRET + '"}\n'
+    made_up = headers + f'url = "postgresql://u:{SECRET}@db/x"\n'
     _write(copy, {"tests/test_auth.py": made_up})
     _track(copy)
     assert check(copy)["committed credentials"] == []

@@ -133,14 +133,16 @@ def no_large_files(root: Path) -> list[str]:
 URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]*:(?P<value>[^\s@/'\"]*)@", re.I)
 CREDENTIAL_NAME = r"[\w.-]*(?:password|passwd|api[_-]?key|apikey|secret|token)"
 SECRET_ASSIGNMENT = re.compile(
-{% raw %}    rf"""(?<![\w.$-])(?<!\$\{{)["']?{CREDENTIAL_NAME}["']?\s*(?<![=!<>])[:=](?!=)\s*"""{% endraw %}
-    r"""(?P<value>"[^"]*"|'[^']*'|[^\s"'`,;#)\]}]+)?""",
+    r"""(?<![\w.$-])(?<!\$\{)["']?"""
+    + CREDENTIAL_NAME
+    + r"""["']?\s*(?<![=!<>])[:=](?!=)\s*"""
+    + r"""(?P<value>"[^"]*"|'[^']*'|[^\s"'`,;#)\]}]+)?""",
     re.I,
 )
-{% raw %}SECRET_DEFAULT = re.compile(rf"\$\{{{CREDENTIAL_NAME}:?-(?P<value>[^}}]*)\}}", re.I)  # ${X:-value}{% endraw %}
+SECRET_DEFAULT = re.compile(r"\$\{" + CREDENTIAL_NAME + r":?-(?P<value>[^}]*)\}", re.I)  # ${X:-v}
 PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 AWS_KEY_ID = re.compile(r"(?<![A-Z0-9])AKIA[0-9A-Z]{16}(?![A-Z0-9])")
-{% raw %}REFERENCE = ("$", "{", "<", "%(")  # $VAR, ${VAR:?msg}, ${{ secrets.X }}, {field}, <password>{% endraw %}
+REFERENCE = ("$", "{", "<", "%(")  # $VAR, ${VAR:?msg}, a workflow's secrets, {field}, <password>
 PLACEHOLDER = re.compile(r"change-?me|example|placeholder|dummy|redacted|^(password|secret)$", re.I)
 CONSTANT = {"true", "false", "yes", "no", "on", "off", "null", "none", "~"}
 PYTHON = {".py", ".pyi"}
@@ -196,7 +198,8 @@ def no_credentials(root: Path) -> list[str]:
     or an AWS access key id (AKIA and 16 more; one ending in EXAMPLE is AWS's documentation's).
     The default in a variable reference (`${DB_PASSWORD:-...}`) is judged as a value too.
     A value is allowed when it is empty, a reference (it starts with `$`, `{`, `<` or `%(`:
-{% raw %}    `${VAR}`, `${VAR:?message}`, `${{ secrets.NAME }}`, an f-string field, `<password>`),{% endraw %}
+    `${VAR}`, `${VAR:?message}`, a workflow expression naming a secret, an f-string field,
+    `<password>`),
     masked (only `*`, `x` or `.`), a placeholder (it holds change-me, changeme, example,
     placeholder, dummy or redacted, or is just `password` or `secret`), or a constant such as
     `true` or `null`. In Python only a quoted string is a value: anything else is an expression.
@@ -219,7 +222,7 @@ def no_credentials(root: Path) -> list[str]:
         except UnicodeDecodeError:
             continue
         failures += [
-{% raw %}            f"{where}: read it from the environment (`${{VAR}}`) and rotate it, "{% endraw %}
+            f"{where}: read it from the environment (" + "`${VAR}`) and rotate it, "
             "since git history keeps it."
             for where in credentials_in(name, text)
         ]
