@@ -29,12 +29,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import postgres
 import pytest
 import yaml
-from workflow_runner import Runner, WorkflowError
 
+import postgres
 from helpers import render, run_logged, subprocess_env
+from workflow_runner import Runner, WorkflowError
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 20 * 60
@@ -241,7 +241,9 @@ def _make_venv(project: Path, log: Path) -> None:
 
 def _runner_venv(folder: Path, log: Path) -> Path:
     """An interpreter with pip, as setup-python gives a job: the steps install nox and uv."""
-    run_logged([sys.executable, "-m", "venv", str(folder)], folder.parent, log, TIMEOUT)
+    # uv's --seed puts pip in, whether or not this Python ships ensurepip (Debian's does not).
+    seeded = [sys.executable, "-m", "uv", "venv", "--quiet", "--seed", str(folder)]
+    run_logged(seeded, folder.parent, log, TIMEOUT)
     return folder / "bin"
 
 
