@@ -28,6 +28,7 @@ LAYERS = {
     "serve": 5,
     "monitor": 6,
     "loop": 7,
+    "report": 7,
     "cli": 8,
     "conventions": 8,
     "__main__": 8,

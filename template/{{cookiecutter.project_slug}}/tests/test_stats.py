@@ -13,7 +13,9 @@ from sklearn.metrics import roc_auc_score
 from {{ cookiecutter.package_name }}.config import Task
 from {{ cookiecutter.package_name }}.metrics import METRICS, compute_metrics, metric
 from {{ cookiecutter.package_name }}.promote.stats import (
+    DIFFERENCE_BINS,
     TestName,
+    histogram,
     mcnemar,
     minimum_detectable_effect,
     paired_bootstrap,
@@ -288,6 +290,44 @@ def test_run_test_dispatches_to_the_matching_test() -> None:
     for test in TESTS:
         p_value = run(test, "binary_classification", "log_loss", y, champion, challenger)
         assert p_value == pytest.approx(expected[test])
+
+
+def test_every_offline_test_keeps_a_small_histogram_of_what_it_compared() -> None:
+    y, champion, challenger = classification_scores(24, 300)
+    for test in TESTS:
+        result = run_test(
+            test,
+            task="binary_classification",
+            metric=metric("binary_classification", "log_loss"),
+            y_true=y,
+            champion_scores=champion,
+            challenger_scores=challenger,
+            alpha=ALPHA,
+            resamples=200,
+            seed=0,
+        )
+        kept = result.differences
+        assert kept is not None, test
+        assert len(kept.edges) == len(kept.counts) + 1 <= DIFFERENCE_BINS + 1, test
+        assert sum(kept.counts) == (200 if test == "paired_bootstrap" else 300), test
+        # Right of zero is the challenger's side, whatever the test compares.
+        bins = list(zip(kept.counts, kept.edges[:-1], kept.edges[1:], strict=True))
+        right = sum(count for count, low, _ in bins if low >= 0)
+        left = sum(count for count, _, high in bins if high <= 0)
+        assert right > 10 * left, test
+
+
+def test_the_histogram_counts_the_tails_and_keeps_few_values_exact() -> None:
+    rng = np.random.default_rng(8)
+    heavy = np.r_[rng.normal(0, 1, 5_000), 1e6]
+    kept = histogram(heavy, "losses")
+    assert len(kept.counts) == DIFFERENCE_BINS
+    assert sum(kept.counts) == heavy.size  # the tails are in the outer bins
+    assert kept.edges[-1] < 10  # one huge value does not squeeze the rest into one bar
+    discrete = histogram(np.array([-1.0] * 3 + [0.0] * 90 + [1.0] * 7), "correctness")
+    assert discrete.counts == [3, 90, 7]
+    assert discrete.edges == [-1.5, -0.5, 0.5, 1.5]
+    assert histogram(np.array([]), "nothing").counts == []
 
 
 def test_run_test_refuses_mcnemar_for_regression() -> None:

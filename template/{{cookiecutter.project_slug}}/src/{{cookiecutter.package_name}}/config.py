@@ -321,6 +321,16 @@ class Project:
         return self.path(self.config.paths.reports_dir)
 
     @property
+    def promotion_reports_dir(self) -> Path:
+        """Decision records: `<stamp>-<kind>.json` and `.md`, the newest sorting last."""
+        return self.reports_dir / "promotion"
+
+    @property
+    def monitor_reports_dir(self) -> Path:
+        """Monitor summaries `<stamp>.json` and Evidently reports `<stamp>.html`."""
+        return self.reports_dir / "monitor"
+
+    @property
     def prediction_log_url(self) -> str:
         """The prediction log's SQLAlchemy URL: `PREDICTION_LOG_URL` (a database every replica
         shares), else a SQLite file in the logs folder."""

@@ -113,7 +113,7 @@ def monitor(
     reference[PREDICTION] = predict_scores(model, reference, config.train.task)
     current, window = _current(project, schema, (str(champion.version), model), source, now)
 
-    directory = project.reports_dir / "monitor"
+    directory = project.monitor_reports_dir
     directory.mkdir(parents=True, exist_ok=True)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     summary: dict[str, Any] = {

@@ -31,11 +31,13 @@ EFFECT_SCALES = {
 
 
 def _version_entry(version: ModelVersion) -> dict[str, Any]:
+    """A version as records name it, with the holdout metric it was registered with."""
     return {
         "version": str(version.version),
         "run_id": version.run_id,
         "snapshot_id": version.tags.get("snapshot_id"),
         "model_family": version.tags.get("model_family"),
+        **{key: value for key, value in version.tags.items() if key.startswith("holdout_")},
     }
 
 
@@ -161,6 +163,7 @@ def _record_body(evidence: Evidence, verdict: Verdict, project: Project) -> dict
             "minimum_detectable_effect": minimum_detectable_effect(result, policy.alpha),
             "effect_scale": EFFECT_SCALES[result.test].format(metric=name),
             "detail": result.detail,
+            "differences": result.differences.as_record() if result.differences else None,
         },
         "guardrails": verdict.guardrails,
         "metrics": measured.metrics,

@@ -66,8 +66,15 @@ def _markdown(record: dict[str, Any]) -> str:
         lines += [f"| {key} | {_fmt(value)} |" for key, value in primary.items()]
     if test := record.get("test"):
         lines += ["", "## Statistical test", "", "| | value |", "|---|---|"]
-        lines += [f"| {key} | {_fmt(value)} |" for key, value in test.items() if key != "detail"]
+        shown = {key: value for key, value in test.items() if key not in {"detail", "differences"}}
+        lines += [f"| {key} | {_fmt(value)} |" for key, value in shown.items()]
         lines += [f"| {key} | {_fmt(value)} |" for key, value in test.get("detail", {}).items()]
+        if (differences := test.get("differences")) and differences["counts"]:
+            lines.append(
+                f"| differences | {differences['of']}: {sum(differences['counts'])} values in "
+                f"{len(differences['counts'])} bins from {_fmt(differences['edges'][0])} to "
+                f"{_fmt(differences['edges'][-1])} (the counts are in the JSON record) |"
+            )
     if guardrails := record.get("guardrails"):
         lines += [
             "",
@@ -146,7 +153,7 @@ class Decision:
 
 def conclude(project: Project, run: Run, record: dict[str, Any]) -> Decision:
     """Write the record to reports/ and to the decision's MLflow run."""
-    path = write_record(project.reports_dir / "promotion", record)
+    path = write_record(project.promotion_reports_dir, record)
     run.log_artifact(path, "decision")
     run.log_artifact(path.with_suffix(".md"), "decision")
     run.set_tags({"stage": record["kind"], "outcome": str(record["outcome"])})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 from scipy import stats
@@ -27,6 +27,44 @@ MetricFn = Callable[[np.ndarray, np.ndarray], float]
 
 # Resampled rows held in memory at once: 2M float64 draw counts is about 16 MB.
 CELLS_PER_CHUNK = 2_000_000
+# The paired differences a record keeps: this many bins, over all but this share in each tail.
+DIFFERENCE_BINS = 20
+DIFFERENCE_TAIL = 0.005
+LOSS_REDUCTION = "per-row loss reduction, champion - challenger"
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """The distribution of the paired differences a test weighed, in a few tens of numbers: a
+    decision record shows what the test saw without holding thousands of values."""
+
+    of: str
+    edges: list[float]
+    counts: list[int]
+
+    def as_record(self) -> dict[str, Any]:
+        return {"of": self.of, "edges": self.edges, "counts": self.counts}
+
+
+def histogram(values: np.ndarray, of: str, bins: int = DIFFERENCE_BINS) -> Histogram:
+    """Equal-width bins over all but the outermost `DIFFERENCE_TAIL` on each side, the tails
+    counted in the outer bins: one huge loss would otherwise squeeze every other row into one bar.
+    A handful of distinct values (a 0/1 loss) gets one bin each instead, so no count is blurred.
+    """
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    distinct, counts = np.unique(finite, return_counts=True)
+    if distinct.size == 0:
+        return Histogram(of, [], [])
+    if distinct.size <= bins:
+        half = float(np.diff(distinct).min()) / 2 if distinct.size > 1 else 0.5
+        edges = np.r_[distinct[0] - half, (distinct[:-1] + distinct[1:]) / 2, distinct[-1] + half]
+    else:
+        low, high = (float(q) for q in np.quantile(finite, [DIFFERENCE_TAIL, 1 - DIFFERENCE_TAIL]))
+        if low == high:
+            low, high = float(distinct[0]), float(distinct[-1])
+        counts, edges = np.histogram(np.clip(finite, low, high), bins=bins, range=(low, high))
+    return Histogram(of, [float(edge) for edge in edges], [int(count) for count in counts])
 
 
 @dataclass(frozen=True)
@@ -35,7 +73,8 @@ class TestResult:
 
     `ci_low` and `ci_high` bound the improvement (positive = challenger better); each is a one-sided
     (1 - alpha) bound, so `ci_low > 0` agrees with `p_value < alpha` and together they span a
-    (1 - 2 alpha) interval. Tests without a natural interval leave both None.
+    (1 - 2 alpha) interval. Tests without a natural interval leave both None. `differences` is
+    the distribution the test weighed, on the scale of its interval where it has one.
     """
 
     test: TestName | OnlineTestName
@@ -45,6 +84,7 @@ class TestResult:
     ci_high: float | None
     n: int
     detail: dict[str, float]
+    differences: Histogram | None = None
 
 
 def paired_bootstrap(
@@ -102,6 +142,7 @@ def paired_bootstrap(
         ci_high=float(high),
         n=len(y),
         detail=detail,
+        differences=histogram(defined, "the improvement in each bootstrap resample"),
     )
 
 
@@ -125,8 +166,9 @@ def paired_t(
         "df": float(n - 1),
         "standard_error": spread / math.sqrt(n),
     }
+    differences = histogram(reduction, LOSS_REDUCTION)
     if _without_spread(reduction):
-        return TestResult("paired_t", 0.0, 1.0, None, None, n, detail)
+        return TestResult("paired_t", 0.0, 1.0, None, None, n, detail, differences)
     result = stats.ttest_rel(champion, challenger, alternative="greater")
     margin = float(stats.t.ppf(1 - alpha, n - 1)) * spread / math.sqrt(n)
     return TestResult(
@@ -137,6 +179,7 @@ def paired_t(
         ci_high=mean + margin,
         n=n,
         detail=detail,
+        differences=differences,
     )
 
 
@@ -158,8 +201,9 @@ def wilcoxon(champion_losses: np.ndarray, challenger_losses: np.ndarray) -> Test
         if len(reduction) > 1
         else math.nan,
     }
+    differences = histogram(reduction, LOSS_REDUCTION)
     if changed == 0:
-        return TestResult("wilcoxon", 0.0, 1.0, None, None, len(reduction), detail)
+        return TestResult("wilcoxon", 0.0, 1.0, None, None, len(reduction), detail, differences)
     result = stats.wilcoxon(champion, challenger, alternative="greater", zero_method="wilcox")
     return TestResult(
         test="wilcoxon",
@@ -169,6 +213,7 @@ def wilcoxon(champion_losses: np.ndarray, challenger_losses: np.ndarray) -> Test
         ci_high=None,
         n=len(reduction),
         detail=detail,
+        differences=differences,
     )
 
 
@@ -204,6 +249,10 @@ def mcnemar(champion_correct: np.ndarray, challenger_correct: np.ndarray) -> Tes
             )
             / len(champion),
         },
+        differences=histogram(
+            challenger_right.astype(float) - champion_right.astype(float),
+            "per-row correctness, challenger - champion (1: only the challenger is right)",
+        ),
     )
 
 
