@@ -6,8 +6,14 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +133,189 @@ def retrain(session: nox.Session) -> None:
     github("GITHUB_OUTPUT", f"decision={outcome}")
     if summary := newest("*.md"):
         github("GITHUB_STEP_SUMMARY", summary.read_text(encoding="utf-8"))
+
+
+# The loop session's world: the project's own data, then two weeks later, then a world that drifted.
+LOOP = REPORTS / "loop"
+LOOP_POLL_SECONDS = 2.0  # the service notices a promotion this fast, to keep the story short
+NEWER_WORLD = {
+    "start": "2025-07-01",
+    "days": 60,
+    "seed": 21,
+    "covariate_shift": 1.0,
+    "concept_shift": 1.0,
+}
+
+
+class Steps:
+    """One line per step, with its wall time: what happened, and the figures behind it."""
+
+    def __init__(self, session: nox.Session) -> None:
+        self.session, self.total = session, 0.0
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[Callable[[str], None]]:
+        said: list[str] = []
+        started = time.monotonic()
+        yield said.append
+        seconds = time.monotonic() - started
+        self.total += seconds
+        self.session.log(f"[{seconds:5.1f} s] {name}: {' '.join(said)}")
+
+
+def latest_manifest() -> dict[str, Any]:
+    snapshots = Path("data/snapshots")
+    latest = (snapshots / "LATEST").read_text(encoding="utf-8").strip()
+    manifest: dict[str, Any] = json.loads((snapshots / latest / "manifest.json").read_text())
+    return manifest
+
+
+def gate_line(decision: dict[str, Any]) -> str:
+    """The gate's verdict with its evidence: both models' metric, the test, its interval."""
+    primary, test = decision.get("primary"), decision.get("test")
+    head = f"{decision['outcome']} v{decision['challenger']['version']}"
+    if not (primary and test):
+        return f"{head}: {decision.get('reason', '')}"
+    return (
+        f"{head}: {primary['metric']} {primary['challenger']:.3f} vs champion "
+        f"{primary['champion']:.3f} on the newest holdout, {test['name']} "
+        f"p={test['p_value']:.2g}, interval of the gain [{test['ci_low']:+.3f}, "
+        f"{test['ci_high']:+.3f}] against a minimum effect of {primary['min_effect']:g}"
+    )
+
+
+def newest_record(kind: str) -> dict[str, Any]:
+    found = newest(f"*-{kind}.json")
+    if found is None:
+        raise RuntimeError(f"no {kind} decision record under {REPORTS / 'promotion'}")
+    record: dict[str, Any] = json.loads(found.read_text(encoding="utf-8"))
+    return record
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def served_version(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(f"{url}/metadata", timeout=5) as answer:  # noqa: S310
+            body = json.loads(answer.read())
+    except OSError:
+        return None
+    version = body["variants"].get("champion", {}).get("version")
+    return str(version) if version else None
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gave up after {seconds:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+# Run in the session's venv (nox itself has no YAML reader): the project's configuration with a
+# quick registry poll, and the same for a newer, drifted world, which retraining ingests.
+LOOP_CONFIGS = """
+import json, sys, yaml
+config = yaml.safe_load(open("configs/project.yaml", encoding="utf-8"))
+if config["data"]["source"]["kind"] != "demo":
+    sys.exit("the loop drifts the built-in demo data: data.source.kind must be demo")
+config["serve"]["registry_poll_seconds"] = float(sys.argv[3])
+yaml.safe_dump(config, open(sys.argv[1], "w", encoding="utf-8"), sort_keys=False)
+config["data"]["source"].update(json.loads(sys.argv[4]))
+yaml.safe_dump(config, open(sys.argv[2], "w", encoding="utf-8"), sort_keys=False)
+"""
+
+
+@nox.session
+def loop(session: nox.Session) -> None:
+    """The whole continual-learning loop on the built-in demo data, in this project's own
+    commands: train a champion, serve it, send traffic whose labels arrive later, let the world
+    drift, monitor, retrain, watch the running service switch to the new champion, and write
+    reports/loop.html. Only the demo source can drift on demand, so it needs that source."""
+    install(session)
+    LOOP.mkdir(parents=True, exist_ok=True)
+    today, newer = LOOP / "today.yaml", LOOP / "newer.yaml"
+    world = [str(today), str(newer), str(LOOP_POLL_SECONDS), json.dumps(NEWER_WORLD)]
+    session.run("python", "-c", LOOP_CONFIGS, *world, silent=True, log=False)
+    steps = Steps(session)
+
+    def cli(*args: str, codes: Sequence[int] = (0,)) -> str:
+        return str(session.run(PACKAGE, *args, silent=True, success_codes=list(codes)) or "")
+
+    def rows(name: str, config: Path, *knobs: str) -> Path:
+        out = LOOP / f"{name}.parquet"
+        cli("demo-data", "-c", str(config), "--out", str(out), "--rows", "3000", *knobs)
+        return out
+
+    def replay(data: Path, count: int, url: str) -> str:
+        """Send the newest `count` rows of `data`, then their labels; what the command said."""
+        said = cli("replay", "-c", str(today), str(data), "--url", url, "--rows", str(count))
+        return said.strip().splitlines()[-1].split(": ", 1)[-1]
+
+    with steps.step("ingest") as say:
+        cli("ingest", "-c", str(today))
+        parts = latest_manifest()["parts"]
+        split = "/".join(str(parts[p]["rows"]) for p in ("train", "validation", "holdout"))
+        say(f"{sum(p['rows'] for p in parts.values())} valid rows, split {split} by time")
+    with steps.step("train") as say:
+        cli("train", "-c", str(today))
+        first = newest_record("promotion")["challenger"]
+        metric = next(key for key in first if key.startswith("holdout_"))
+        name = metric.removeprefix("holdout_")
+        say(f"v{first['version']} is the first champion: {name} {float(first[metric]):.3f}")
+
+    url = f"http://127.0.0.1:{free_port()}"
+    with (LOOP / "service.log").open("w", encoding="utf-8") as service_log:
+        command = [PACKAGE, "serve", "-c", str(today), "--port", url.rsplit(":", 1)[1]]
+        service = subprocess.Popen(
+            [str(Path(session.bin) / command[0]), *command[1:]],
+            stdout=service_log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        with steps.step("serve") as say:
+            wait_for(lambda: served_version(url) is not None, 120, "the service to be ready")
+            say(f"{url} serves v{served_version(url)}, polling the registry every 2 s")
+        with steps.step("traffic") as say:
+            say(replay(rows("today", today, "--seed", "8", "--start", "2025-07-01"), 200, url))
+        with steps.step("drift") as say:
+            shift = [f"--{key.replace('_', '-')}" for key in ("covariate_shift", "concept_shift")]
+            knobs = [arg for key in shift for arg in (key, "1.0")]
+            drifted = rows("drifted", newer, "--seed", "9", "--start", "2025-07-15", *knobs)
+            say(f"the world drifts: {replay(drifted, 600, url)}")
+        with steps.step("monitor") as say:
+            cli("monitor", "-c", str(today), codes=[*DECIDED, ExitCode.ATTENTION])
+            flag = json.loads((REPORTS / "retrain.json").read_text(encoding="utf-8"))
+            summary = json.loads(Path(flag["summary"]).read_text(encoding="utf-8"))
+            share = summary.get("drift", {}).get("drifted_share", float("nan"))
+            say(f"{flag['status']}, drifted feature share {share:.2f}: retrain {flag['retrain']}")
+        if not flag["retrain"]:
+            session.error("monitoring did not ask for retraining: the loop stops here")
+        with steps.step("retrain") as say:
+            cli("retrain", "-c", str(newer), codes=DECIDED)
+            decision = newest_record("promotion")
+            say(gate_line(decision))
+        if decision["outcome"] != "promoted":
+            session.error("the gate kept the champion: the loop stops here")
+        with steps.step("swap") as say:
+            new = str(decision["challenger"]["version"])
+            wait_for(lambda: served_version(url) == new, 10 * LOOP_POLL_SECONDS, "the swap")
+            say(f"the running service answers with v{new} now, without a restart")
+        with steps.step("after") as say:
+            say(replay(drifted, 200, url))
+    finally:
+        with steps.step("stop") as say:
+            service.send_signal(signal.SIGINT)
+            say(f"the service stopped (exit code {service.wait(timeout=60)})")
+    with steps.step("report") as say:
+        cli("report", "-c", str(today))
+        say(f"{REPORTS / 'loop.html'}: the loop on one page")
+    session.log(f"the loop closed in {steps.total:.0f} s")
 
 
 @nox.session

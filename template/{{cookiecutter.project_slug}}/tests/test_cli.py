@@ -73,8 +73,10 @@ BREAK_POINTS = {
     "ab-report": "{{ cookiecutter.package_name }}.promote.ab_report",
     "serve": "{{ cookiecutter.package_name }}.serve.run_server",
     "batch-predict": "{{ cookiecutter.package_name }}.serve.batch_predict",
+    "replay": "{{ cookiecutter.package_name }}.serve.replay",
     "monitor": "{{ cookiecutter.package_name }}.monitor.monitor",
     "retrain": "{{ cookiecutter.package_name }}.loop.retrain",
+    "report": "{{ cookiecutter.package_name }}.report.write_report",
     "conventions": "{{ cookiecutter.package_name }}.conventions.check",
     "models": "{{ cookiecutter.package_name }}.store.Store.versions",
     "backends": "{{ cookiecutter.package_name }}.backends.backends",
@@ -84,6 +86,7 @@ BREAK_POINTS = {
 }
 ARGUMENTS = {
     "batch-predict": ["in.csv", "out.parquet"],
+    "replay": ["rows.csv"],
     "demo-data": ["--out", "rows.csv"],
     "conventions": [],
     "schema": ["infer", "rows.csv", "--target", "churned", "--timestamp", "event_time"],

@@ -291,6 +291,23 @@ def batch_predict_command(
         )
 
 
+@app.command("replay")
+def replay_command(
+    source: Annotated[Path, typer.Argument(help="CSV or Parquet rows, with their labels.")],
+    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    rows: Annotated[int | None, typer.Option(help="Only the newest ROWS valid rows.")] = None,
+    labels: Annotated[bool, typer.Option(help="Send each answered row's label after.")] = True,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Send a file's rows to a running service over HTTP, then their labels as feedback."""
+    from .serve import replay
+
+    result = replay(open_project(config), source, url, rows=rows, labels=labels)
+    console().print(f"{url}: {result.summary()}", soft_wrap=True)  # one line, for scripts
+    if result.failed:
+        finish(ExitCode.ERROR)
+
+
 @app.command("monitor")
 def monitor_command(
     config: ConfigOption = DEFAULT_CONFIG,
@@ -336,6 +353,27 @@ def retrain_command(config: ConfigOption = DEFAULT_CONFIG, dry_run: DryRunOption
     with step("retraining: ingest, train, gate"):
         decision = retrain(project, dry_run=dry_run)
     report(decision)
+
+
+@app.command("report")
+def report_command(
+    config: ConfigOption = DEFAULT_CONFIG,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the page; default: loop.html in the reports folder."),
+    ] = None,
+) -> None:
+    """Write one HTML page of the loop: versions, metric over time, drift, the gate's evidence."""
+    from .report import write_report
+
+    project = open_project(config)
+    page = write_report(project, out)
+    console().print(
+        f"wrote {project.shown(page.path)}: {page.headline}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("conventions")
