@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 import nox
@@ -69,11 +70,14 @@ def render_trained(session: nox.Session, project: Path, *, train: bool) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Render the template with its defaults and run the project's pipeline.
+    """Render the template with its defaults and run the project's whole loop (`nox -s loop`):
+    train a champion, serve it, send traffic, drift, monitor, retrain, watch the service switch
+    to the new champion, and write reports/loop.html. One line per step, with its wall time.
 
     The project goes to demo/<project_slug> (git-ignored, replaced on every run) or to the
     folder given after `--`, which must not exist yet: `nox -s demo -- ../my-service`.
     """
+    started = time.monotonic()
     session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
     if len(session.posargs) > 1:
         session.error("give at most one destination folder")
@@ -91,13 +95,15 @@ def demo(session: nox.Session) -> None:
             shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(staging, target)
+    shown = target.relative_to(ROOT) if target.is_relative_to(ROOT) else target
+    session.log(f"[{time.monotonic() - started:5.1f} s] render: {shown}")
 
     session.chdir(target)
-    session.run("nox", "-s", "pipeline", env=PROJECT_ENV)
-    session.log(f"The demo project is in {target}; its MLflow store is {target / 'mlflow.db'}.")
-    cli = Path(".nox", "pipeline", "bin", answers["package_name"])
-    session.log(f"Browse it with the MLflow UI: cd {target} && {cli} ui")
-    session.log("then open http://127.0.0.1:5000 (Ctrl+C stops the UI).")
+    session.run("nox", "-s", "loop", env=PROJECT_ENV)
+    session.log(f"Open {target / 'reports' / 'loop.html'} for the loop on one page.")
+    cli = Path(".nox", "loop", "bin", answers["package_name"])
+    session.log(f"Browse the runs with the MLflow UI: cd {target} && {cli} ui")
+    session.log(f"The demo took {time.monotonic() - started:.0f} s.")
 
 
 @nox.session
