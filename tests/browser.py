@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import websocket
+
+from helpers import missing_program
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 LISTENING = re.compile(r"DevTools listening on (ws://\S+)")
@@ -31,10 +31,7 @@ LISTENING = re.compile(r"DevTools listening on (ws://\S+)")
 def find_chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        reason = "Chromium is not installed (Debian: apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing_program("Chromium is not installed (Debian: apt-get install chromium)")
     return found
 
 

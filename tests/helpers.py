@@ -8,8 +8,9 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import pytest
 import yaml
 from copier import run_copy
 
@@ -215,6 +216,14 @@ def run_logged(
         tail = "\n".join(log.read_text(encoding="utf-8").splitlines()[-80:])
         msg = f"{' '.join(map(str, args))} exited with {result.returncode}; log tail:\n{tail}"
         raise AssertionError(msg)
+
+
+def missing_program(reason: str) -> NoReturn:
+    """A program a test needs is not installed: skip with the reason, or, under `CI=true`, fail,
+    so that a CI machine that lost a package cannot pass by skipping."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 def nox_command(*args: str) -> list[str]:

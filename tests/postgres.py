@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from helpers import missing_program
 
 SUPERUSER = "postgres"
 
@@ -33,10 +33,7 @@ def find_binaries() -> Path | None:
 def require_binaries() -> Path:
     binaries = find_binaries()
     if binaries is None:
-        reason = "PostgreSQL is not installed (Debian: apt-get install postgresql)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing_program("PostgreSQL is not installed (Debian: apt-get install postgresql)")
     return binaries
 
 
