@@ -85,38 +85,32 @@ def test_the_prediction_log_window_is_monitored(champion: Project) -> None:
     now = datetime.now(UTC)
     features = rows.drop(columns=["event_time", rows.columns[-1]]).astype(object)
     records = [{str(k): v for k, v in row.items()} for row in features.to_dict("records")]
-    PredictionLog(project.prediction_log_url).append(
-        PredictionRecord(
-            prediction_id=f"p{i}",
-            variant="champion",
-            model_version="1",
-            served=True,
-            features=record,
-            prediction=0.5,
-            latency_ms=1.0,
-            ts=now - timedelta(hours=1),
+    log = PredictionLog(project.prediction_log_url)
+
+    def served_by(version: str, hours_ago: int) -> None:
+        when = now - timedelta(hours=hours_ago)
+        log.append(
+            PredictionRecord(
+                prediction_id=f"v{version}-{i}",
+                variant="champion",
+                model_version=version,
+                served=True,
+                features=record,
+                prediction=0.5,
+                latency_ms=1.0,
+                ts=when,
+            )
+            for i, record in enumerate(records)
         )
-        for i, record in enumerate(records)
-    )
+
+    served_by("1", hours_ago=1)
     result = monitor(project, now=now)
     assert result.summary["current"]["rows"] == 600
     assert "served by version 1" in result.summary["current"]["source"]
     assert result.status == "drift", result.reasons
 
     # Answers of another version (an old champion) say nothing about this one.
-    PredictionLog(project.prediction_log_url).append(
-        PredictionRecord(
-            prediction_id=f"old{i}",
-            variant="champion",
-            model_version="0",
-            served=True,
-            features=record,
-            prediction=0.5,
-            latency_ms=1.0,
-            ts=now - timedelta(hours=2),
-        )
-        for i, record in enumerate(records)
-    )
+    served_by("0", hours_ago=2)
     again = monitor(project, now=now)
     assert again.summary["current"]["rows"] == 600, "version 0's rows are not the champion's"
 

@@ -10,9 +10,9 @@ and stop first when it is missing.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from .config import (
     PREDICTION_LOG_URL_ENV,
@@ -40,15 +40,13 @@ class Backend:
         return "shared" if self.shared else "local"
 
 
-def without_password(url: str) -> str:
-    """A URL fit for logs: `scheme://user:***@host/...`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}{host}{port}"))
+# `scheme://user:password@host/...`: the password part, hidden wherever a location is shown.
+URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+
+def without_password(location: str) -> str:
+    """A location fit for messages, logs and manifests: `scheme://user:***@host/...`."""
+    return URL_PASSWORD.sub(r"\1***@", location)
 
 
 def _from_env(name: str) -> str | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from itertools import islice
@@ -17,6 +16,7 @@ from typing import IO, cast
 import fsspec  # type: ignore[import-untyped]
 import pandas as pd
 
+from ..backends import without_password
 from ..config import ConfigError, DemoSourceConfig, FileSourceConfig, Project, SqlSourceConfig
 from ..errors import ProjectError
 from ..files import written_whole
@@ -33,8 +33,6 @@ TABLE_SUFFIXES = (".csv", ".parquet")
 # The separators a CSV file may use; `csv_delimiter` detects one of them.
 DELIMITERS = (",", ";", "\t", "|")
 SNIFFED_LINES = 50
-# `scheme://user:password@host/...`: the password part, hidden wherever a location is shown.
-_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
 
 
 def is_url(location: Location) -> bool:
@@ -49,7 +47,7 @@ def is_url(location: Location) -> bool:
 
 def shown_location(location: Location) -> str:
     """A location as messages and manifests show it, with any password in a URL hidden."""
-    return _URL_PASSWORD.sub(r"\1***@", str(location))
+    return without_password(str(location))
 
 
 def source_location(project: Project, source: FileSourceConfig) -> Location:
