@@ -23,6 +23,7 @@ LAYERS = {
     "store": 0,
     "data": 1,
     "features": 2,
+    "scoring": 2,
     "train": 3,
     "promote": 4,
     "serve": 5,

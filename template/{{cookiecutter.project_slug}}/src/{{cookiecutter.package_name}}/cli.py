@@ -203,7 +203,10 @@ def train_command(
         ],
     )
     out = console()
-    out.print(f"registered [bold]{result.model_name}[/bold] v{result.version} as challenger")
+    out.print(
+        f"registered [bold]{result.model_name}[/bold] v{result.version} as challenger, "
+        f"{result.scoring}"
+    )
     if Store.open(project).alias_version(CHAMPION) is None:
         decision = promote(project)
         out.print(f"{decision.outcome.value}: {decision.reason}")
@@ -282,7 +285,7 @@ def batch_predict_command(
         )
     out.print(
         f"scored {result.rows_scored:,} of {result.rows_read:,} rows with "
-        f"v{result.model_version} into {result.output}"
+        f"v{result.model_version} ({result.scoring} scoring) into {result.output}"
     )
     if result.quarantine_file:
         out.print(

@@ -155,6 +155,11 @@ class TrainConfig(Frozen):
         description="continue from the champion where the family allows it, else from scratch",
     )
     leakage: LeakageConfig = LeakageConfig()
+    compiled_scoring: bool = Field(
+        default=True,
+        description="compile each registered version for fast scoring, verified against "
+        "scikit-learn on the holdout; false registers the scikit-learn model only",
+    )
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> TrainConfig:
@@ -221,6 +226,11 @@ class ServeConfig(Frozen):
         ge=100,
         description="log rows held while the log's database is unreachable; beyond this the "
         "oldest are dropped and counted",
+    )
+    scoring: Literal["compiled", "scikit-learn"] = Field(
+        default="compiled",
+        description="the service and batch-predict score with a version's verified compiled "
+        "form where it has one; scikit-learn always uses the model itself",
     )
 
 

@@ -6,6 +6,7 @@ transformation that training did; there is no second implementation to drift out
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,7 @@ def model_input(frame: pd.DataFrame, schema: DataSchema) -> pd.DataFrame:
     return pd.concat([numeric, categorical], axis=1)
 
 
-def records_frame(records: list[dict[str, Any]], schema: DataSchema) -> pd.DataFrame:
+def records_frame(records: Sequence[Mapping[str, Any]], schema: DataSchema) -> pd.DataFrame:
     """`model_input` for request rows, built column by column: several times faster per call."""
     numeric = {
         name: pd.Series([row[name] for row in records], dtype="float64")

@@ -10,6 +10,7 @@ when the store is opened.
 from __future__ import annotations
 
 import math
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -82,6 +83,11 @@ def relocate_store(project: Project) -> int:
         return changed
 
 
+def load_model(folder: Path) -> Any:
+    """The scikit-learn model saved in a version's downloaded model folder."""
+    return mlflow.sklearn.load_model(str(folder))
+
+
 class Run:
     """One MLflow run, written through the store's client. NaN metrics are skipped: MLflow
     stores them, but every chart and comparison downstream would have to special-case them."""
@@ -117,11 +123,14 @@ class Run:
         tag = InputTag(key="mlflow.data.context", value=context)
         self.client.log_inputs(self.run_id, [DatasetInput(dataset._to_mlflow_entity(), [tag])])
 
-    def log_model(self, model: Any, **save: Any) -> None:
-        """Save an sklearn model with its MLmodel file under the run's `model/` folder."""
+    def log_model(self, model: Any, extra_files: Path | None = None, **save: Any) -> None:
+        """Save an sklearn model with its MLmodel file under the run's `model/` folder, with
+        `extra_files` (a folder's contents) beside it: one version, one folder."""
         with tempfile.TemporaryDirectory() as folder:
             saved = Path(folder) / MODEL_PATH
             mlflow.sklearn.save_model(model, str(saved), **save)
+            if extra_files is not None:
+                shutil.copytree(extra_files, saved, dirs_exist_ok=True)
             self.client.log_artifacts(self.run_id, str(saved), MODEL_PATH)
 
 
@@ -168,20 +177,29 @@ class Store:
         found = self.client.search_model_versions(f"name = '{self.model_name}'")
         return sorted(found, key=lambda v: int(v.version))
 
-    def load_version(self, version: str) -> Any:
-        """The fitted model of a registered version, fetched through this store's client."""
+    def download_version(self, version: str, folder: Path) -> Path:
+        """A registered version's model folder, fetched through this store's client."""
         uri = self.client.get_model_version_download_uri(self.model_name, version)
-        with tempfile.TemporaryDirectory() as folder:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=uri, dst_path=folder, tracking_uri=self.project.tracking_uri
-            )
-            return mlflow.sklearn.load_model(local)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=str(folder), tracking_uri=self.project.tracking_uri
+        )
+        return Path(local)
 
-    def load_champion(self) -> tuple[ModelVersion, Any]:
-        """The champion's version and fitted model; StoreError when there is none yet."""
+    def load_version(self, version: str) -> Any:
+        """The fitted scikit-learn model of a registered version."""
+        with tempfile.TemporaryDirectory() as folder:
+            return load_model(self.download_version(version, Path(folder)))
+
+    def champion(self) -> ModelVersion:
+        """The champion's version; StoreError when there is none yet."""
         champion = self.alias_version(CHAMPION)
         if champion is None:
             raise StoreError(f"{self.model_name} has no champion yet: run `train` first")
+        return champion
+
+    def load_champion(self) -> tuple[ModelVersion, Any]:
+        """The champion's version and fitted scikit-learn model."""
+        champion = self.champion()
         return champion, self.load_version(str(champion.version))
 
     def training_snapshot(self, version: ModelVersion, snapshots_dir: Path) -> str:

@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 from ..config import FileSourceConfig, Project
 from ..data import SOURCE_ROW, DataError, project_schema, validate
 from ..data.sources import check_header, csv_delimiter
-from ..features import model_input
-from ..metrics import decisions, predict_scores
+from ..metrics import decisions
 from ..store import Store
+from .registry import version_scorer
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class BatchResult:
     model_version: str
     output: Path
     quarantine_file: Path | None
+    scoring: str
 
 
 def _chunks(source: Path, rows: int, delimiter: str | None = None) -> Iterator[pd.DataFrame]:
@@ -86,8 +87,9 @@ def batch_predict(
     """
     schema = project_schema(project)
     task = project.config.train.task
-    champion, model = Store.open(project).load_champion()
-    version = str(champion.version)
+    store = Store.open(project)
+    version = str(store.champion().version)
+    scorer = version_scorer(store, version)
     quarantine = output.with_name(f"{output.stem}.quarantine.parquet")
     scored, rejected = _Appender(output), _Appender(quarantine)
     read = good = bad = 0
@@ -105,7 +107,7 @@ def batch_predict(
                     )
                 )
             if len(result.valid):
-                values = predict_scores(model, model_input(result.valid, schema), task)
+                values = scorer.score_frame(result.valid)
                 keys = (schema.key_column, schema.timestamp_column)
                 kept = [column for column in keys if column in result.valid]
                 out = result.valid[kept].assign(prediction=values, model_version=version)
@@ -129,4 +131,5 @@ def batch_predict(
         model_version=version,
         output=output,
         quarantine_file=quarantine if bad else None,
+        scoring=scorer.kind,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -53,12 +54,18 @@ class ServiceMetrics:
             if seconds <= bound:
                 self.buckets[variant][i] += 1
 
-    def render(self) -> str:
+    def render(self, loaded: Iterable[tuple[str, str, str]] = ()) -> str:
+        """The text page; `loaded` holds (variant, version, scoring) of each model in memory."""
         errors: Counter[str] = Counter()
         for (endpoint, status), count in self.requests.items():
             if status >= 400:
                 errors[endpoint] += count
-        lines = _header("service_requests_total", "counter", "HTTP requests by endpoint, status.")
+        lines = _header("service_model_info", "gauge", "Models in memory and how they score.")
+        lines += [
+            _sample("service_model_info", 1, variant=variant, version=version, scoring=scoring)
+            for variant, version, scoring in sorted(loaded)
+        ]
+        lines += _header("service_requests_total", "counter", "HTTP requests by endpoint, status.")
         lines += [
             _sample("service_requests_total", count, endpoint=endpoint, status=status)
             for (endpoint, status), count in sorted(self.requests.items())

@@ -11,14 +11,18 @@ unreachable or a new version fails to load, the service keeps the models it has 
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
 
 from ..config import Project
-from ..store import CHALLENGER, CHAMPION, Store
+from ..data import project_schema
+from ..scoring import COMPILED, Scorer, load_scorer
+from ..store import CHALLENGER, CHAMPION, Store, load_model
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 2_000
@@ -30,18 +34,18 @@ class LoadedModel:
 
     alias: str
     version: str
-    model: Any
+    scorer: Scorer
     snapshot_id: str | None
     train_sha256: str | None
     trained_at: str | None
     loaded_at: str  # when this replica started serving it: how long a promotion took to arrive
 
     @classmethod
-    def of(cls, alias: str, version: ModelVersion, model: Any) -> LoadedModel:
+    def of(cls, alias: str, version: ModelVersion, scorer: Scorer) -> LoadedModel:
         return cls(
             alias=alias,
             version=str(version.version),
-            model=model,
+            scorer=scorer,
             snapshot_id=version.tags.get("snapshot_id"),
             train_sha256=version.tags.get("train_sha256"),
             trained_at=version.tags.get("trained_at"),
@@ -52,11 +56,26 @@ class LoadedModel:
         return {
             "version": self.version,
             "alias": self.alias,
+            "scoring": self.scorer.kind,
             "snapshot_id": self.snapshot_id,
             "data_sha256": self.train_sha256,
             "trained_at": self.trained_at,
             "loaded_at": self.loaded_at,
         }
+
+
+def version_scorer(store: Store, version: str) -> Scorer:
+    """How a registered version scores: its compiled form unless `serve.scoring` says
+    scikit-learn or the version has none (then the scikit-learn model is loaded)."""
+    project = store.project
+    with tempfile.TemporaryDirectory() as folder:
+        return load_scorer(
+            store.download_version(version, Path(folder)),
+            load_model,
+            project_schema(project),
+            project.config.train.task,
+            compiled=project.config.serve.scoring == COMPILED,
+        )
 
 
 class ServedModels:
@@ -88,8 +107,15 @@ class ServedModels:
         held = models.get(alias)
         if held and held.version == str(version.version):
             return
-        models[alias] = LoadedModel.of(alias, version, store.load_version(str(version.version)))
-        log.info("loaded %s v%s as %s", store.model_name, version.version, alias)
+        scorer = version_scorer(store, str(version.version))
+        models[alias] = LoadedModel.of(alias, version, scorer)
+        log.info(
+            "loaded %s v%s as %s (%s scoring)",
+            store.model_name,
+            version.version,
+            alias,
+            scorer.kind,
+        )
 
     def refresh(self) -> bool:
         """Load whatever the aliases point at now; returns True when a model changed. Blocking."""

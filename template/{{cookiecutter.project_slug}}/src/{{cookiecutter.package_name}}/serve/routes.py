@@ -118,7 +118,8 @@ async def metadata(state: StateDep) -> Metadata:
 
 async def prometheus(state: StateDep) -> str:
     """Counters and latency histograms in Prometheus' text format."""
-    return state.metrics.render()
+    models = state.models.models.values()
+    return state.metrics.render((m.alias, m.version, m.scorer.kind) for m in models)
 
 
 class WithBody(Generic[Answer]):

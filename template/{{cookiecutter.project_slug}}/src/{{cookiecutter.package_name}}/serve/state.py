@@ -22,8 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from ..config import ConfigError, Project, ServeConfig
 from ..data import project_schema, row_key
-from ..features import records_frame
-from ..metrics import decisions, predict_scores
+from ..metrics import decisions
 from ..predictions import FeedbackRecord, PredictionLog, PredictionRecord, short_reason
 from ..promote import assign_variant
 from ..store import CHALLENGER, CHAMPION
@@ -96,7 +95,7 @@ class ServiceState:
     def _score_now(self, model: LoadedModel, rows: list[Row]) -> tuple[np.ndarray, float]:
         """Runs on the scoring thread, so it only reads what never changes."""
         started = time.perf_counter()
-        values = predict_scores(model.model, records_frame(rows, self.schema), self.task)
+        values = model.scorer.score_records(rows)
         return values, time.perf_counter() - started
 
     async def score(self, model: LoadedModel, rows: list[Row]) -> tuple[np.ndarray, float]:

@@ -7,9 +7,11 @@ The new version gets the `challenger` alias and nothing else: only the promotion
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,7 @@ from ..data import PARTS, Snapshot, read_snapshot, require_training_rows
 from ..errors import ProjectError
 from ..features import model_input
 from ..metrics import compute_metrics, metric, predict_scores, slice_metrics
+from ..scoring import Verification, write_scorer
 from ..store import CHALLENGER, CHAMPION, SNAPSHOT_PATH, Run, Store
 from .leakage import LeakageError, LeakageReport, check_leakage
 from .models import build_model, continue_fitting, warm_startable
@@ -55,6 +58,7 @@ class TrainResult:
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
     snapshot_id: str
+    scoring: str  # how the version will be scored, and the verification that decided it
 
 
 def champion_pipeline(store: Store, family: ModelFamily) -> tuple[str, Pipeline] | None:
@@ -224,23 +228,34 @@ def _register(
     family: ModelFamily,
     model: Any,
     evaluation: Evaluation,
-) -> str:
-    """Log the model, register it, tag the version with its lineage, make it the challenger."""
-    task = store.project.config.train.task
+) -> tuple[str, Verification]:
+    """Log the model (with its verified compiled form), register it, tag the version with its
+    lineage and scoring path, make it the challenger."""
+    settings = store.project.config.train
     example = model_input(snapshot.holdout.head(5), snapshot.schema)
-    classify = task == "binary_classification"
+    classify = settings.task == "binary_classification"
     output = model.predict_proba(example) if classify else model.predict(example)
-    run.log_model(
-        model,
-        signature=infer_signature(example, output),
-        input_example=example,
-        pip_requirements=PIP_REQUIREMENTS,
-        skops_trusted_types=_trusted_types(model),
-        pyfunc_predict_fn="predict_proba" if classify else "predict",
-    )
+    with tempfile.TemporaryDirectory() as extra:
+        verification = write_scorer(
+            model,
+            snapshot.holdout,
+            snapshot.schema,
+            settings.task,
+            Path(extra),
+            enabled=settings.compiled_scoring,
+        )
+        run.log_model(
+            model,
+            extra_files=Path(extra),
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=PIP_REQUIREMENTS,
+            skops_trusted_types=_trusted_types(model),
+            pyfunc_predict_fn="predict_proba" if classify else "predict",
+        )
     run.log_folder(snapshot.directory, SNAPSHOT_PATH)
     version = store.register(run)
-    primary = store.project.config.train.primary_metric
+    primary = settings.primary_metric
     store.tag_version(
         version,
         {
@@ -250,10 +265,11 @@ def _register(
             "trained_at": datetime.now(UTC).isoformat(),
             "run_id": run.run_id,
             f"holdout_{primary}": f"{evaluation.holdout[primary]:.6f}",
+            **verification.tags(),
         },
     )
     store.set_alias(CHALLENGER, version)
-    return version
+    return version, verification
 
 
 def _trusted_types(model: Any) -> list[str]:
@@ -313,8 +329,8 @@ def train(
                 f"not better than the baseline's {evaluation.baseline_holdout[primary]:.4f}; "
                 "nothing was registered"
             )
-        version = _register(store, run, snapshot, family, model, evaluation)
-        run.set_tags({"outcome": "challenger"})
+        version, verification = _register(store, run, snapshot, family, model, evaluation)
+        run.set_tags({"outcome": "challenger", "scoring": verification.scoring})
     return TrainResult(
         run_id=run.run_id,
         model_name=store.model_name,
@@ -323,4 +339,5 @@ def train(
         metrics=evaluation.holdout,
         baseline_metrics=evaluation.baseline_holdout,
         snapshot_id=snapshot.snapshot_id,
+        scoring=verification.summary(),
     )

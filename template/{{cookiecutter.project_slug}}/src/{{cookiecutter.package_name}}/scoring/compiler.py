@@ -1,0 +1,208 @@
+"""Read a fitted pipeline's numbers into its compiled form, or say which part cannot be read.
+
+It knows exactly the parts this project builds (`features.build_feature_pipeline` and the
+families of `train.models`); anything else raises CompileError with the part named, and the
+version is then served by scikit-learn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.frozen import FrozenEstimator
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from .compiled import (
+    Block,
+    Calibration,
+    CategoricalBlock,
+    CompiledModel,
+    Linear,
+    Link,
+    NumericBlock,
+    Trees,
+)
+
+LINKS: dict[str, Link] = {"IdentityLink": "identity", "LogitLink": "logistic", "LogLink": "exp"}
+
+
+class CompileError(ValueError):
+    """A part of the fitted model has no compiled form; the message names it."""
+
+
+def compile_model(fitted: Any) -> CompiledModel:
+    """The compiled form of a fitted `Pipeline(features, model)`, calibrated or not."""
+    calibration = None
+    if isinstance(fitted, CalibratedClassifierCV):
+        calibration, fitted = _calibration(fitted)
+    if isinstance(fitted, FrozenEstimator):
+        fitted = fitted.estimator
+    if not (isinstance(fitted, Pipeline) and len(fitted.steps) == 2):
+        raise CompileError(f"expected a two-step Pipeline(features, model), got {_name(fitted)}")
+    features, estimator = fitted.steps[0][1], fitted.steps[1][1]
+    blocks = _blocks(features)
+    width = sum(_width(block) for block in blocks)
+    model, link = _estimator(estimator, width)
+    return CompiledModel(blocks, model, link, calibration)
+
+
+def _name(part: Any) -> str:
+    return type(part).__name__
+
+
+def _calibration(calibrated: CalibratedClassifierCV) -> tuple[Calibration, Any]:
+    if len(calibrated.calibrated_classifiers_) != 1:
+        raise CompileError("a calibration ensemble (cv folds) has no compiled form")
+    member = calibrated.calibrated_classifiers_[0]
+    if len(member.calibrators) != 1:
+        raise CompileError("only a binary classifier's calibration can be compiled")
+    calibrator = member.calibrators[0]
+    if calibrated.method == "sigmoid":
+        return Calibration(
+            "sigmoid", a=float(calibrator.a_), b=float(calibrator.b_)
+        ), member.estimator
+    if calibrated.method == "isotonic" and calibrator.increasing_:
+        x = np.asarray(calibrator.X_thresholds_, dtype=np.float64)
+        y = np.asarray(calibrator.y_thresholds_, dtype=np.float64)
+        return Calibration("isotonic", x=x, y=y), member.estimator
+    raise CompileError(f"calibration method {calibrated.method!r} has no compiled form")
+
+
+def _blocks(features: Any) -> tuple[Block, ...]:
+    if not isinstance(features, ColumnTransformer):
+        raise CompileError(f"features: expected a ColumnTransformer, got {_name(features)}")
+    blocks: list[Block] = []
+    for name, part, columns in features.transformers_:
+        if part == "drop" or len(columns) == 0:
+            continue
+        steps = dict(part.steps) if isinstance(part, Pipeline) else {}
+        impute, scale, encode = steps.get("impute"), steps.get("scale"), steps.get("encode")
+        if list(steps) == ["impute", "scale"] and isinstance(scale, StandardScaler):
+            blocks.append(_numeric(tuple(columns), impute, scale))
+        elif list(steps) == ["impute", "encode"] and isinstance(encode, OneHotEncoder):
+            blocks.append(_categorical(tuple(columns), impute, encode))
+        else:
+            raise CompileError(f"features: {name!r} ({_name(part)}) has no compiled form")
+    if not blocks:
+        raise CompileError("features: no columns reach the model")
+    return tuple(blocks)
+
+
+def _numeric(columns: tuple[str, ...], impute: Any, scale: StandardScaler) -> NumericBlock:
+    if not isinstance(impute, SimpleImputer) or impute.strategy not in {"mean", "median"}:
+        raise CompileError("numeric features: only a mean or median SimpleImputer compiles")
+    if not (isinstance(impute.missing_values, float) and np.isnan(impute.missing_values)):
+        raise CompileError("numeric features: the imputer must treat NaN as missing")
+    statistics = np.asarray(impute.statistics_, dtype=np.float64)
+    kept = np.flatnonzero(~np.isnan(statistics))
+    flagged = np.zeros(0, dtype=np.int64)
+    if impute.indicator_ is not None:
+        flagged = np.asarray(impute.indicator_.features_, dtype=np.int64)
+    width = len(kept) + len(flagged)
+    center = np.zeros(width) if scale.mean_ is None else np.asarray(scale.mean_, dtype=np.float64)
+    spread = np.ones(width) if scale.scale_ is None else np.asarray(scale.scale_, dtype=np.float64)
+    return NumericBlock(columns, statistics, kept, flagged, center, spread)
+
+
+def _categorical(columns: tuple[str, ...], impute: Any, encode: OneHotEncoder) -> CategoricalBlock:
+    if not isinstance(impute, SimpleImputer) or impute.strategy != "constant":
+        raise CompileError("categorical features: only a constant SimpleImputer compiles")
+    if impute.indicator_ is not None:
+        raise CompileError("categorical features: a missing-value indicator does not compile")
+    if encode.handle_unknown != "ignore" or encode.drop_idx_ is not None:
+        raise CompileError("categorical features: one-hot must ignore unknowns and drop nothing")
+    if getattr(encode, "_infrequent_enabled", False):
+        raise CompileError("categorical features: infrequent-category grouping does not compile")
+    categories = tuple(tuple(_plain(v) for v in values) for values in encode.categories_)
+    return CategoricalBlock(columns, _plain(impute.fill_value), categories)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it equals, so lookups and JSON treat it alike."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _width(block: Block) -> int:
+    if isinstance(block, CategoricalBlock):
+        return block.width
+    return len(block.center)
+
+
+def _estimator(estimator: Any, width: int) -> tuple[Linear | Trees, Link]:
+    """The model's raw score, and how it becomes a prediction when no calibration follows.
+
+    A calibrator reads `decision_function` where the model has one, else the probability:
+    this is why a prior-only baseline's raw score is its probability (identity link)."""
+    if isinstance(estimator, LogisticRegression):
+        if len(estimator.classes_) != 2:
+            raise CompileError("LogisticRegression: only binary classification compiles")
+        return Linear(_vector(estimator.coef_[0]), float(estimator.intercept_[0])), "logistic"
+    if isinstance(estimator, Ridge | LinearRegression):
+        if np.ndim(estimator.coef_) != 1:
+            raise CompileError(f"{_name(estimator)}: only one target compiles")
+        return Linear(_vector(estimator.coef_), float(estimator.intercept_)), "identity"
+    if isinstance(estimator, DummyClassifier | DummyRegressor):
+        return _constant(estimator, width), "identity"
+    if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+        return _trees(estimator)
+    raise CompileError(f"model {_name(estimator)} has no compiled form")
+
+
+def _vector(values: Any) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64).ravel()
+
+
+def _constant(estimator: DummyClassifier | DummyRegressor, width: int) -> Linear:
+    if isinstance(estimator, DummyClassifier):
+        if estimator.strategy != "prior" or len(estimator.classes_) != 2:
+            raise CompileError("DummyClassifier: only the binary prior strategy compiles")
+        return Linear(np.zeros(width), float(estimator.class_prior_[1]))
+    if estimator.strategy not in {"mean", "median", "quantile", "constant"}:
+        raise CompileError(f"DummyRegressor strategy {estimator.strategy!r} does not compile")
+    return Linear(np.zeros(width), float(np.ravel(estimator.constant_)[0]))
+
+
+def _trees(
+    estimator: HistGradientBoostingClassifier | HistGradientBoostingRegressor,
+) -> tuple[Trees, Link]:
+    name = _name(estimator)
+    if (
+        getattr(estimator, "_preprocessor", None) is not None
+        or estimator.is_categorical_ is not None
+    ):
+        raise CompileError(f"{name}: native categorical splits do not compile")
+    if any(len(per_iteration) != 1 for per_iteration in estimator._predictors):
+        raise CompileError(f"{name}: only one tree per iteration (binary or regression) compiles")
+    link = LINKS.get(_name(estimator._loss.link))
+    if link is None:
+        raise CompileError(f"{name}: link {_name(estimator._loss.link)} does not compile")
+    fields: dict[str, list[np.ndarray]] = {k: [] for k in ("feature", "threshold", "missing_left")}
+    fields |= {"left": [], "right": [], "value": []}
+    roots, depth, offset = [], 0, 0
+    for (predictor,) in estimator._predictors:
+        nodes = predictor.nodes
+        leaf = nodes["is_leaf"].astype(bool)
+        own = np.arange(len(nodes)) + offset
+        fields["feature"].append(np.where(leaf, 0, nodes["feature_idx"]).astype(np.int64))
+        fields["threshold"].append(nodes["num_threshold"].astype(np.float64))
+        fields["missing_left"].append(nodes["missing_go_to_left"].astype(bool))
+        fields["left"].append(np.where(leaf, own, nodes["left"] + offset).astype(np.int64))
+        fields["right"].append(np.where(leaf, own, nodes["right"] + offset).astype(np.int64))
+        fields["value"].append(np.where(leaf, nodes["value"], 0.0).astype(np.float64))
+        if nodes["is_categorical"].any():
+            raise CompileError(f"{name}: native categorical splits do not compile")
+        roots.append(offset)
+        depth = max(depth, int(nodes["depth"].max()))
+        offset += len(nodes)
+    flat = {key: np.concatenate(parts) for key, parts in fields.items()}
+    baseline = float(np.ravel(estimator._baseline_prediction)[0])
+    trees = Trees(**flat, roots=np.asarray(roots, dtype=np.int64), depth=depth, baseline=baseline)
+    return trees, link
