@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import Project, load_project
-from {{ cookiecutter.package_name }}.data import write_table
+from {{ cookiecutter.package_name }}.data import project_schema, write_table
 from {{ cookiecutter.package_name }}.data.sources import source_location
+from {{ cookiecutter.package_name }}.features import model_input
+from {{ cookiecutter.package_name }}.metrics import predict_scores
 from {{ cookiecutter.package_name }}.store import Store
 
 from .conftest import ROOT, file_source, running, write_project
@@ -91,6 +93,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, 
     code, output = _cli(project.root, "train")
     assert code == 0, output
     assert "promoted: there is no champion yet" in output
+    assert "compiled scoring, verified on" in output
     with running(project) as client:
         yield project, client
 
@@ -105,10 +108,16 @@ def test_a_real_table_goes_from_a_file_to_a_served_champion(served: tuple[Projec
     store = Store.open(project)
     assert store.aliases().get("champion") == "1"
     assert client.get("/ready").json()["ready"]
+    assert client.get("/metadata").json()["variants"]["champion"]["scoring"] == "compiled"
     later = real_table(120, seed=1)
-    for _, row in later.head(20).iterrows():
+    _, model = store.load_champion()
+    expected = predict_scores(
+        model, model_input(later.head(20), project_schema(project)), project.config.train.task
+    )
+    for (_, row), score in zip(later.head(20).iterrows(), expected, strict=True):
         answer = client.post("/predict", json=_request(row))
         assert answer.status_code == 200, answer.text
+        assert answer.json()["prediction"] == pytest.approx(score, abs=1e-9)
         label = row[TARGET]
         given = client.post(
             "/feedback", json={"prediction_id": answer.json()["prediction_id"], "label": label}

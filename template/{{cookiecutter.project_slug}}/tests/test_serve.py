@@ -202,7 +202,9 @@ def test_health_ready_metadata_and_metrics(served: tuple[Project, httpx.Client])
     assert champion["version"] == "1"
     assert champion["data_sha256"] == read_snapshot(project.snapshots_dir).digest("train")
     assert champion["trained_at"]
+    assert champion["scoring"] == "compiled"
     text = client.get("/metrics").text
+    assert 'service_model_info{variant="champion",version="1",scoring="compiled"} 1\n' in text
     assert 'service_model_latency_seconds_count{variant="champion"}' in text
     assert 'service_requests_total{endpoint="/predict",status="200"}' in text
     _wait(lambda: "service_log_rows_written_total 0\n" not in client.get("/metrics").text)
@@ -302,6 +304,7 @@ def test_a_crash_loses_at_most_one_flush_interval(tmp_path: Path) -> None:
 
 
 def test_an_alias_swap_while_requests_flow_loses_none(tmp_path: Path) -> None:
+    """From a compiled champion to one scikit-learn must score (and back), mid-traffic."""
     project = _trained(tmp_path / "swap")
     rows = _rows(project, 20)
     with running(project) as client:
@@ -315,17 +318,37 @@ def test_an_alias_swap_while_requests_flow_loses_none(tmp_path: Path) -> None:
                     seen.append((response.status_code, response.json().get("model_version", "")))
             return seen
 
+        def serving(version: str) -> bool:
+            return bool(client.get("/ready").json()["models"].get("champion") == version)
+
+        def scoring() -> str:
+            return str(client.get("/metadata").json()["variants"]["champion"]["scoring"])
+
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = [pool.submit(hammer) for _ in range(2)]
-            train(project, family="baseline")
-            Store.open(project).set_alias(CHAMPION, "2")
-            _wait(lambda: client.get("/ready").json()["models"].get("champion") == "2")
+            assert scoring() == "compiled"
+            uncompiled = write_project(
+                project.root, sections={"serve": FAST, "train": {"compiled_scoring": False}}
+            )
+            train(uncompiled, family="baseline")
+            store = Store.open(project)
+            assert store.client.get_model_version(store.model_name, "2").tags["scoring"] == (
+                "scikit-learn"
+            )
+            store.set_alias(CHAMPION, "2")
+            _wait(lambda: serving("2"))
+            assert scoring() == "scikit-learn"
+            time.sleep(0.5)
+            store.set_alias(CHAMPION, "1")
+            _wait(lambda: serving("1"))
+            assert scoring() == "compiled"
             time.sleep(0.5)
             stop.set()
             results = [item for future in futures for item in future.result()]
         assert {status for status, _ in results} == {200}
         versions = [version for _, version in results]
         assert versions[0] == "1"
+        assert versions[-1] == "1"
         assert "2" in versions
         log = PredictionLog(project.prediction_log_url)
         _wait(lambda: len(log.read()) == len(results))
@@ -352,8 +375,8 @@ def test_a_broken_registry_or_model_keeps_the_champion_serving(tmp_path: Path) -
         assert run_id is not None
         artifacts = registry.client.get_run(run_id).info.artifact_uri
         model_folder = Path(url2pathname(urlparse(artifacts).path)) / MODEL_PATH
-        serialized = list(model_folder.glob("model.*"))
-        assert serialized, f"no serialized model in {model_folder}"
+        serialized = [*model_folder.glob("model.*"), *model_folder.glob("compiled/scorer.*")]
+        assert len(serialized) == 3, f"no serialized model in {model_folder}"
         for artifact in serialized:
             artifact.write_bytes(b"corrupt")
         registry.set_alias(CHAMPION, "2")
@@ -398,6 +421,17 @@ def test_batch_predict_scores_in_chunks_and_quarantines(tmp_path: Path) -> None:
     assert quarantined["source_row"].is_unique
     assert len(scored) == result.rows_scored
     assert np.isfinite(scored["prediction"]).all()
+    assert result.scoring == "compiled"
+
+    # The same file scored by scikit-learn: the same rows, scores, labels and quarantine.
+    by_sklearn = write_project(project.root, sections={"serve": FAST | {"scoring": "scikit-learn"}})
+    again = batch_predict(by_sklearn, source, tmp_path / "again.parquet", chunk_rows=128)
+    assert again.scoring == "scikit-learn"
+    rescored = pd.read_parquet(again.output)
+    assert rescored.drop(columns="prediction").equals(scored.drop(columns="prediction"))
+    assert rescored["prediction"].to_numpy() == pytest.approx(scored["prediction"], abs=1e-9)
+    assert again.quarantine_file is not None
+    assert pd.read_parquet(again.quarantine_file).equals(quarantined)
 
 
 @pytest.mark.parametrize("mode", ["canary", "shadow"])

@@ -1,0 +1,190 @@
+"""The compiled scoring path: the same scores as scikit-learn for every family and calibration,
+refused (with the reason kept) when it is not, and chosen or bypassed as configured."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import RobustScaler
+
+from {{ cookiecutter.package_name }}.config import ModelFamily, Project
+from {{ cookiecutter.package_name }}.data import Snapshot, ingest, read_snapshot
+from {{ cookiecutter.package_name }}.scoring import (
+    COMPILED,
+    SCIKIT_LEARN,
+    SCORE_TOLERANCE,
+    CompiledModel,
+    CompileError,
+    compile_model,
+    load_scorer,
+    request_records,
+    verify,
+    write_scorer,
+)
+from {{ cookiecutter.package_name }}.scoring.compiled import Linear, Trees
+from {{ cookiecutter.package_name }}.store import load_model
+from {{ cookiecutter.package_name }}.train.training import fit_model
+
+from .conftest import write_project
+
+FAMILIES: list[ModelFamily] = ["hist_gradient_boosting", "linear", "baseline"]
+CALIBRATIONS = ["sigmoid", "isotonic", "none"]
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Snapshot]:
+    project = write_project(tmp_path_factory.mktemp("scoring"), rows=2_500)
+    ingest(project)
+    return project, read_snapshot(project.snapshots_dir)
+
+
+def _calibrated(project: Project, calibration: str) -> Project:
+    train = project.config.train.model_copy(update={"calibration": calibration})
+    return replace(project, config=project.config.model_copy(update={"train": train}))
+
+
+def _cases(task: str) -> list[tuple[ModelFamily, str]]:
+    """Every family; for a classifier, under every calibration (a regressor has none)."""
+    calibrations = CALIBRATIONS if task == "binary_classification" else ["none"]
+    return [(family, calibration) for family in FAMILIES for calibration in calibrations]
+
+
+@pytest.mark.parametrize(("family", "calibration"), _cases("binary_classification"))
+def test_every_family_scores_as_scikit_learn_does(
+    ingested: tuple[Project, Snapshot], family: ModelFamily, calibration: str, tmp_path: Path
+) -> None:
+    project, snapshot = ingested
+    task = project.config.train.task
+    if (family, calibration) not in _cases(task):
+        pytest.skip("a regressor has no calibration")
+    model = fit_model(_calibrated(project, calibration), snapshot, family)
+    compiled = compile_model(model)
+    verification = verify(compiled, model, snapshot.holdout, snapshot.schema, task)
+    assert verification.refused is None, verification.summary()
+    assert verification.max_abs_diff is not None
+    assert verification.max_abs_diff < 1e-9
+    assert verification.label_mismatches == 0
+
+    # Saved as arrays and JSON, loaded back: the very same scores, by both paths.
+    compiled.save(tmp_path / "compiled")
+    loaded = CompiledModel.load(tmp_path / "compiled")
+    records = request_records(snapshot.validation, snapshot.schema)
+    assert np.array_equal(loaded.score_records(records), compiled.score_records(records))
+    frame = snapshot.validation.drop(columns=[snapshot.schema.target.name])
+    scorer = load_scorer(tmp_path, load_model, snapshot.schema, task)
+    assert scorer.kind == COMPILED
+    expected = compiled.score_records(records)
+    assert scorer.score_frame(frame) == pytest.approx(expected, abs=1e-12)
+
+
+def test_rows_unlike_any_in_training_score_as_scikit_learn_does(
+    ingested: tuple[Project, Snapshot],
+) -> None:
+    """Missing values everywhere, categories never seen, values far outside the fitted range."""
+    project, snapshot = ingested
+    schema = snapshot.schema
+    model = fit_model(project, snapshot, "hist_gradient_boosting")
+    compiled = compile_model(model)
+    odd = snapshot.holdout.head(6).copy()
+    odd.loc[odd.index[0], schema.numeric_features] = np.nan
+    odd.loc[odd.index[1], schema.categorical_features] = None
+    odd.loc[odd.index[2], schema.categorical_features] = "never-seen"
+    odd.loc[odd.index[3], schema.numeric_features] = 1e12
+    odd.loc[odd.index[4], schema.numeric_features] = -1e12
+    verification = verify(compiled, model, odd, schema, project.config.train.task)
+    assert verification.refused is None, verification.summary()
+
+
+def test_a_compiled_form_that_scores_differently_is_refused(
+    ingested: tuple[Project, Snapshot],
+) -> None:
+    project, snapshot = ingested
+    model = fit_model(project, snapshot, "hist_gradient_boosting")
+    compiled = compile_model(model)
+    assert isinstance(compiled.model, Trees)
+    shifted = replace(compiled.model, baseline=compiled.model.baseline + 1e-3)
+    verification = verify(
+        replace(compiled, model=shifted),
+        model,
+        snapshot.holdout,
+        snapshot.schema,
+        project.config.train.task,
+    )
+    assert verification.refused is not None
+    assert "differs from scikit-learn's" in verification.refused
+    assert verification.max_abs_diff is not None
+    assert verification.max_abs_diff > SCORE_TOLERANCE
+    assert verification.tags()["scoring"] == SCIKIT_LEARN
+
+
+def test_a_part_without_a_compiled_form_is_named_and_nothing_is_written(
+    ingested: tuple[Project, Snapshot], tmp_path: Path
+) -> None:
+    project, snapshot = ingested
+    task = project.config.train.task
+    model = fit_model(project, snapshot, "linear")
+    pipeline = model.estimator.estimator if hasattr(model, "calibrated_classifiers_") else model
+    features: ColumnTransformer = pipeline.named_steps["features"]
+    forest = RandomForestClassifier if task == "binary_classification" else RandomForestRegressor
+    unknown = Pipeline([("features", features), ("model", forest(n_estimators=3))])
+    unknown.fit(
+        snapshot.train.drop(columns=[snapshot.schema.target.name]),
+        snapshot.train[snapshot.schema.target.name],
+    )
+    with pytest.raises(CompileError, match="RandomForest"):
+        compile_model(unknown)
+    verification = write_scorer(unknown, snapshot.holdout, snapshot.schema, task, tmp_path)
+    assert verification.refused is not None
+    assert "RandomForest" in verification.refused
+    assert not (tmp_path / "compiled").exists()
+    saved = json.loads((tmp_path / "verification.json").read_text(encoding="utf-8"))
+    assert saved["refused"] == verification.refused
+
+    numeric = features.named_transformers_["numeric"]
+    numeric.steps[1] = ("scale", RobustScaler().fit(np.zeros((2, len(numeric[1].scale_)))))
+    with pytest.raises(CompileError, match="numeric"):
+        compile_model(pipeline)
+
+
+def test_a_linear_model_is_a_dot_product(ingested: tuple[Project, Snapshot]) -> None:
+    project, snapshot = ingested
+    compiled = compile_model(fit_model(project, snapshot, "linear"))
+    assert isinstance(compiled.model, Linear)
+    records = request_records(snapshot.holdout.head(1), snapshot.schema)
+    assert compiled.score_records(records).shape == (1,)
+    assert compiled.score_records([]).shape == (0,)
+    assert compiled.score_frame(pd.DataFrame(records).head(0)).shape == (0,)
+
+
+def test_an_unreadable_compiled_form_falls_back_to_scikit_learn(
+    ingested: tuple[Project, Snapshot], tmp_path: Path
+) -> None:
+    project, snapshot = ingested
+    task = project.config.train.task
+    model = fit_model(project, snapshot, "hist_gradient_boosting")
+    folder = tmp_path / "model"
+    mlflow.sklearn.save_model(model, str(folder), serialization_format="cloudpickle")
+    assert write_scorer(model, snapshot.holdout, snapshot.schema, task, folder).refused is None
+    records = request_records(snapshot.holdout.head(50), snapshot.schema)
+    compiled = load_scorer(folder, load_model, snapshot.schema, task)
+    by_sklearn = load_scorer(folder, load_model, snapshot.schema, task, compiled=False)
+    assert (compiled.kind, by_sklearn.kind) == (COMPILED, SCIKIT_LEARN)
+
+    (folder / "compiled" / "scorer.npz").write_bytes(b"corrupt")
+    fallen_back = load_scorer(folder, load_model, snapshot.schema, task)
+    assert fallen_back.kind == SCIKIT_LEARN
+    assert fallen_back.score_records(records) == pytest.approx(
+        compiled.score_records(records), abs=1e-9
+    )
+    assert by_sklearn.score_records(records) == pytest.approx(
+        compiled.score_records(records), abs=1e-9
+    )
