@@ -20,7 +20,9 @@ import pandas as pd
 FORMAT = 1
 ARRAYS_FILE = "scorer.npz"
 LAYOUT_FILE = "scorer.json"
-CHUNK_ROWS = 4_096  # rows per tree walk: bounds the (rows x trees) index arrays in memory
+CHUNK_ROWS = 4_096  # rows per step on a frame: bounds the (rows x trees) arrays in memory
+# Up to this many (rows x tree nodes), deciding every node first is faster than stepping.
+DECIDE_ALL_ELEMENTS = 2**18
 Link = Literal["identity", "logistic", "exp"]
 NUMERIC_ARRAYS = ("fill", "kept", "flagged", "center", "scale")
 TREE_ARRAYS = ("feature", "threshold", "missing_left", "left", "right", "value", "roots")
@@ -115,8 +117,8 @@ class Linear:
 
 @dataclass(frozen=True)
 class Trees:
-    """Every tree's nodes in flat arrays; a leaf points at itself, so all rows walk in lockstep
-    for `depth` steps and the leaf values then sum to the raw score."""
+    """Every tree's nodes in flat arrays, a leaf pointing at itself, so that all rows walk all
+    trees in lockstep for `depth` steps and the leaves' values then sum to the raw score."""
 
     feature: np.ndarray
     threshold: np.ndarray
@@ -131,10 +133,19 @@ class Trees:
     def raw(self, features: np.ndarray) -> np.ndarray:
         rows = np.arange(len(features))[:, None]
         node = np.broadcast_to(self.roots, (len(features), len(self.roots)))
-        for _ in range(self.depth):
-            x = features[rows, self.feature[node]]
-            go_left = np.where(np.isnan(x), self.missing_left[node], x <= self.threshold[node])
-            node = np.where(go_left, self.left[node], self.right[node])
+        if len(features) * len(self.feature) <= DECIDE_ALL_ELEMENTS:
+            # A few rows: decide every node at once, then each step is one lookup.
+            x = features[:, self.feature]
+            go_left = np.where(np.isnan(x), self.missing_left, x <= self.threshold)
+            following = np.where(go_left, self.left, self.right)
+            for _ in range(self.depth):
+                node = following[rows, node]
+        else:
+            # Many rows: decide only the nodes the rows are at, step by step.
+            for _ in range(self.depth):
+                x = features[rows, self.feature[node]]
+                go_left = np.where(np.isnan(x), self.missing_left[node], x <= self.threshold[node])
+                node = np.where(go_left, self.left[node], self.right[node])
         return np.asarray(self.value[node].sum(axis=1) + self.baseline, dtype=np.float64)
 
 

@@ -194,8 +194,8 @@ def _trees(
         fields["feature"].append(np.where(leaf, 0, nodes["feature_idx"]).astype(np.int64))
         fields["threshold"].append(nodes["num_threshold"].astype(np.float64))
         fields["missing_left"].append(nodes["missing_go_to_left"].astype(bool))
-        fields["left"].append(np.where(leaf, own, nodes["left"] + offset).astype(np.int64))
-        fields["right"].append(np.where(leaf, own, nodes["right"] + offset).astype(np.int64))
+        fields["left"].append(np.where(leaf, own, nodes["left"] + offset).astype(np.int32))
+        fields["right"].append(np.where(leaf, own, nodes["right"] + offset).astype(np.int32))
         fields["value"].append(np.where(leaf, nodes["value"], 0.0).astype(np.float64))
         if nodes["is_categorical"].any():
             raise CompileError(f"{name}: native categorical splits do not compile")

@@ -1,9 +1,8 @@
 """The app factory: one `ServiceState`, the routes, the body-size guard and the lifespan.
 
 A model call costs about the same for one row as for dozens, so concurrent /predict requests
-are micro-batched into one call, made on a single scoring thread while the event loop keeps
-accepting requests. Shadow scoring of the challenger runs after the answers are sent, so it
-never adds to the caller's latency.
+are micro-batched into one call (`state.py` says where it runs). Shadow scoring of the
+challenger runs after the answers are sent, so it never adds to the caller's latency.
 """
 
 from __future__ import annotations
@@ -14,11 +13,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Project
-from .routes import build_router, service_state
+from .routes import build_router
 from .schemas import RequestModels
 from .state import ServiceState
 
@@ -30,7 +31,7 @@ def create_app(project: Project) -> FastAPI:
     state = ServiceState(project)
     app = FastAPI(title=state.model_name, lifespan=lifespan)
     app.state.service = state
-    app.middleware("http")(limit_and_count)
+    app.add_middleware(LimitAndCount)
     app.include_router(
         build_router(RequestModels.for_schema(state.schema, state.settings.max_batch_rows))
     )
@@ -82,23 +83,43 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.close()
 
 
-async def limit_and_count(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Refuse a body over `serve.max_body_bytes` before it is read, and count every answer."""
-    state = service_state(request)
-    limit = state.settings.max_body_bytes
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
-        response: Response = JSONResponse(
-            {"detail": f"request body over {limit} bytes"}, status_code=413
-        )
-    elif length is None and "transfer-encoding" in request.headers:
-        # A chunked body has no length to check up front: it would be read whole, any size.
-        response = JSONResponse(
-            {"detail": "send the body with a Content-Length header"}, status_code=411
-        )
-    else:
-        response = await call_next(request)
-    state.metrics.observe_request(request.url.path, response.status_code)
-    return response
+class LimitAndCount:
+    """Refuse a body over `serve.max_body_bytes` before it is read, and count every answer.
+
+    Plain ASGI, not `BaseHTTPMiddleware`: that one runs each request in a task group of its
+    own, which cost more per request than everything else the service does for it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: ServiceState = scope["app"].state.service
+        limit = state.settings.max_body_bytes
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        refusal = None
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            refusal = JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
+        elif length is None and "transfer-encoding" in headers:
+            # A chunked body has no length to check up front: it would be read whole, any size.
+            refusal = JSONResponse(
+                {"detail": "send the body with a Content-Length header"}, status_code=411
+            )
+        status = 500  # what the client gets when the app fails before answering
+
+        async def counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if refusal is not None:
+                await refusal(scope, receive, counted)
+            else:
+                await self.app(scope, receive, counted)
+        finally:
+            state.metrics.observe_request(scope["path"], status)

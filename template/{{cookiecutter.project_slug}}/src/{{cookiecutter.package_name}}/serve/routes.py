@@ -41,8 +41,9 @@ def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
 # --- dependencies ------------------------------------------------------------------------------
 
 
-def service_state(request: Request) -> ServiceState:
-    """The state of the app serving the request (`create_app` puts it on `app.state`)."""
+async def service_state(request: Request) -> ServiceState:
+    """The state of the app serving the request (`create_app` puts it on `app.state`). Async,
+    so FastAPI calls it on the loop rather than handing it to a thread per request."""
     state: ServiceState = request.app.state.service
     return state
 

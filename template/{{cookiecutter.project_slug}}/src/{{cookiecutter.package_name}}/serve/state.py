@@ -1,8 +1,11 @@
 """Everything one running service holds, in one typed object, and what it does with it.
 
-Scoring runs on a single thread with a single OpenMP thread: models score one batch at a time
-instead of fighting the web server (and each other) for cores, and micro-batching supplies the
-parallelism. Everything else here runs on the event loop, so it needs no lock.
+A compiled model scores a small batch on the event loop: it takes less time than handing the
+batch to a thread, and a thread that holds the GIL for pure-Python work makes the loop wait
+for the interpreter's switch interval (5 ms). scikit-learn, and large batches, score on a
+single thread with a single OpenMP thread: one batch at a time instead of fighting the web
+server (and each other) for cores, and micro-batching supplies the parallelism. Everything
+else here runs on the event loop, so it needs no lock.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..data import project_schema, row_key
 from ..metrics import decisions
 from ..predictions import FeedbackRecord, PredictionLog, PredictionRecord, short_reason
 from ..promote import assign_variant
+from ..scoring import COMPILED
 from ..store import CHALLENGER, CHAMPION
 from .batching import LogBuffer, MicroBatcher
 from .prometheus import ServiceMetrics
@@ -34,6 +38,7 @@ from .schemas import Prediction
 log = logging.getLogger(__name__)
 FLUSH_ALLOWANCE_SECONDS = 0.5  # what one flush's write may take, beyond the flush interval
 RECENT_IDS = 100_000  # feedback for older predictions is checked against the log's database
+INLINE_ROWS = 64  # a compiled batch up to this size scores on the event loop (well under 1 ms)
 Row = dict[str, Any]
 
 
@@ -75,7 +80,7 @@ class ServiceState:
         self.batcher: MicroBatcher[Row, Prediction] = MicroBatcher(
             self.predict_rows, self.settings.max_batch_rows
         )
-        self.scorer = ThreadPoolExecutor(
+        self.scoring_thread = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="scoring", initializer=single_threaded
         )
         self.shadow_tasks: set[asyncio.Task[None]] = set()
@@ -93,15 +98,17 @@ class ServiceState:
     # --- scoring ---------------------------------------------------------------------------
 
     def _score_now(self, model: LoadedModel, rows: list[Row]) -> tuple[np.ndarray, float]:
-        """Runs on the scoring thread, so it only reads what never changes."""
+        """Runs on the loop or the scoring thread, so it only reads what never changes."""
         started = time.perf_counter()
         values = model.scorer.score_records(rows)
         return values, time.perf_counter() - started
 
     async def score(self, model: LoadedModel, rows: list[Row]) -> tuple[np.ndarray, float]:
         """The model's scores for `rows` and the seconds the model call took."""
+        if model.scorer.kind == COMPILED and len(rows) <= INLINE_ROWS:
+            return self._score_now(model, rows)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.scorer, self._score_now, model, rows)
+        return await loop.run_in_executor(self.scoring_thread, self._score_now, model, rows)
 
     def _labels(self, values: np.ndarray) -> list[int | None]:
         if self.task != "binary_classification":
@@ -223,4 +230,4 @@ class ServiceState:
         if self.log.pending:
             log.warning("%d prediction-log rows were not written: lost", self.log.pending)
         self.log.target.close()
-        self.scorer.shutdown(wait=True)
+        self.scoring_thread.shutdown(wait=True)
