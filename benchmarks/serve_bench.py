@@ -1,12 +1,17 @@
-"""Serving benchmark: the generated project's service against `mlflow models serve`.
+"""Serving benchmark: the generated project's service against an empty endpoint and
+`mlflow models serve`.
 
 The machines this runs on are small, shared and noisy, so absolute numbers mean little; what
 this script reports is the ratio of numbers measured side by side in one run, on the same
 champion model and the same holdout rows:
 
-* our service (`python -m <package> serve`), `POST /predict` with one row;
+* an empty endpoint: FastAPI on uvicorn with the service's own request model and settings,
+  answering a constant; what HTTP and validation alone cost, the floor no service can beat;
+* our service (`python -m <package> serve`), `POST /predict` with one row, scoring with the
+  champion's verified compiled form (the default);
+* our service again with `serve.scoring: scikit-learn`, the fitted pipeline itself;
 * `mlflow models serve` on `models:/<name>@champion`, `POST /invocations` with one row;
-* an in-process floor: the champion's `predict_proba` (or `predict`) on a one-row frame.
+* in process: the compiled form and scikit-learn on one row.
 
 Usage, on a project rendered with default answers whose `nox -s pipeline` has run:
 
@@ -40,8 +45,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-THROUGHPUT_RATIO_TARGET = 3.0  # ours / mlflow serve, requests per second at concurrency 8
-P99_OVERHEAD_TARGET_MS = 5.0  # ours p99 minus the in-process p99 of the model alone
+MLFLOW_THROUGHPUT_TARGET = 20.0  # ours / mlflow serve, requests per second at concurrency 8
+EMPTY_THROUGHPUT_TARGET = 0.25  # ours / the empty endpoint, requests per second
+P50_OVER_EMPTY_TARGET_MS = 1.5  # ours sequential p50 minus the empty endpoint's
+P99_OVER_EMPTY_TARGET_MS = 3.0  # ours sequential p99 minus the empty endpoint's
 COMPARED_ROWS = 20  # rows whose scores must agree across the three paths
 SCORE_TOLERANCE = 1e-9
 NOISY_CORES = 0.25  # CPU used by processes outside the benchmark that makes a run suspect
@@ -82,11 +89,12 @@ print(json.dumps({
 }))
 """
 
-# Runs with the project's python: loads the champion as the service does and times the model
-# alone on one-row frames built as the service builds them (numeric float64 first, then
-# categoricals as object with NaN). Also times frame building plus prediction, for attribution.
+# Runs with the project's python: loads the champion and times scikit-learn alone on one-row
+# frames built as the service used to build them (numeric float64 first, then categoricals as
+# object with NaN), frame building plus prediction, and the compiled form on one row's dict.
 FLOOR_SNIPPET = """
-import json, sys, time
+import importlib, json, sys, time
+from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
@@ -119,6 +127,13 @@ frames = [model_input([row]) for row in rows]
 timed(predict, frames, spec["warmup"])
 alone = timed(predict, frames, spec["iterations"])
 with_frame = timed(lambda row: predict(model_input([row])), rows, spec["iterations"])
+compiled_ns = []
+folder = Path(mlflow.artifacts.download_artifacts(f"models:/{spec['model_name']}@champion"))
+if (folder / "compiled").is_dir():
+    compiled = importlib.import_module(f"{spec['package']}.scoring.compiled")
+    form = compiled.CompiledModel.load(folder / "compiled")
+    timed(lambda row: form.score_records([row]), rows, spec["warmup"])
+    compiled_ns = timed(lambda row: form.score_records([row]), rows, spec["iterations"])
 scores = [
     float(predict(frame)[0, 1] if classify else predict(frame)[0])
     for frame in frames[: spec["compared"]]
@@ -127,7 +142,50 @@ import sklearn
 versions = {"python": sys.version.split()[0], "mlflow": mlflow.__version__,
             "scikit-learn": sklearn.__version__, "pandas": pd.__version__}
 print(json.dumps({"version": str(version), "predict_ns": alone, "with_frame_ns": with_frame,
-                  "scores": scores, "versions": versions}))
+                  "compiled_ns": compiled_ns, "scores": scores, "versions": versions}))
+"""
+
+
+# Runs with the project's python: the empty endpoint. The service's own request model (built
+# from the project's schema), response model and uvicorn settings; the answer is a constant.
+EMPTY_SNIPPET = """
+import importlib, sys
+import uvicorn
+from fastapi import FastAPI
+
+package, config, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+project = importlib.import_module(f"{package}.config").load_project(config)
+schema = importlib.import_module(f"{package}.data").project_schema(project)
+schemas = importlib.import_module(f"{package}.serve.schemas")
+bodies = schemas.RequestModels.for_schema(schema, project.config.serve.max_batch_rows)
+answer = schemas.Prediction(
+    prediction_id="0" * 32, variant="champion", model_version="0", prediction=0.5, label=1
+)
+
+async def predict(body):
+    return answer
+
+async def ready():
+    return {"ready": True}
+
+predict.__annotations__ = {"body": bodies.row}
+app = FastAPI()
+app.add_api_route("/predict", predict, methods=["POST"], response_model=schemas.Prediction)
+app.add_api_route("/ready", ready, methods=["GET"])
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", access_log=False)
+"""
+
+# Runs with the project's python: a copy of the project's config that scores with scikit-learn.
+SKLEARN_CONFIG_SNIPPET = """
+import json, sys
+from pathlib import Path
+import yaml
+
+source, target = Path(sys.argv[1]), Path(sys.argv[2])
+config = yaml.safe_load(source.read_text(encoding="utf-8"))
+config.setdefault("serve", {})["scoring"] = "scikit-learn"
+target.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+print(json.dumps({"config": str(target)}))
 """
 
 
@@ -221,6 +279,7 @@ class ServerResult:
     scores: list[float]
     version: str | None
     background_cores: float | None
+    ready_seconds: float  # from the process's start to its first 200 on the ready path
 
 
 @dataclass(frozen=True)
@@ -397,17 +456,33 @@ def mlflow_scorer(task: str) -> Callable[[bytes], float]:
     return score
 
 
-def our_server(project: Project, rows: Rows, port: int) -> Server:
+def our_server(project: Project, rows: Rows, port: int, config: Path | None = None) -> Server:
+    """Our service on the project's config, or on `config` (the scikit-learn copy)."""
     bodies = [json.dumps(row).encode() for row in rows.records]
+    chosen = [] if config is None else ["-c", str(config)]
     return Server(
-        label="ours",
-        argv=[str(project.python), "-m", project.package, "serve", *listen(port)],
+        label="ours" if config is None else "ours, scikit-learn",
+        argv=[str(project.python), "-m", project.package, "serve", *chosen, *listen(port)],
         env=project_env(project),
         ready_path="/ready",
         predict_path="/predict",
         bodies=bodies,
         score=ours_score,
         served_version=our_version,
+    )
+
+
+def empty_server(project: Project, rows: Rows, port: int) -> Server:
+    config = project.root / "configs" / "project.yaml"
+    return Server(
+        label="empty endpoint",
+        argv=[str(project.python), "-c", EMPTY_SNIPPET, project.package, str(config), str(port)],
+        env=project_env(project),
+        ready_path="/ready",
+        predict_path="/predict",
+        bodies=[json.dumps(row).encode() for row in rows.records],
+        score=ours_score,
+        served_version=lambda _port: None,
     )
 
 
@@ -458,9 +533,10 @@ def get_status(port: int, path: str) -> tuple[int, bytes]:
 
 def wait_ready(
     process: subprocess.Popen[bytes], label: str, port: int, path: str, timeout: float
-) -> None:
-    """Poll `path` until 200; fail early if the process dies."""
-    deadline, last = time.monotonic() + timeout, "no answer"
+) -> float:
+    """Poll `path` until 200 (returns the seconds that took); fail early if the process dies."""
+    began = time.monotonic()
+    deadline, last = began + timeout, "no answer"
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise BenchError(f"{label} exited with code {process.returncode} before {path} was 200")
@@ -470,9 +546,9 @@ def wait_ready(
             last = f"{type(error).__name__}: {error}"
         else:
             if status == 200:
-                return
+                return time.monotonic() - began
             last = f"{status} {body[:500]!r}"
-        time.sleep(0.1)
+        time.sleep(0.02)
     raise BenchError(f"{label}: GET {path} not 200 after {timeout:.0f}s: {last}")
 
 
@@ -501,8 +577,11 @@ def stop(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
 
 
 @contextlib.contextmanager
-def running(server: Server, port: int, cwd: Path, log: Path, timeout: float) -> Iterator[int]:
-    """The server, started, ready, and stopped afterwards whatever happens; yields its group."""
+def running(
+    server: Server, port: int, cwd: Path, log: Path, timeout: float
+) -> Iterator[tuple[int, float]]:
+    """The server, started, ready, and stopped afterwards whatever happens; yields its process
+    group and the seconds it took to be ready."""
     with log.open("wb") as sink:
         process = subprocess.Popen(  # noqa: S603 - servers of the project under measurement
             server.argv,
@@ -515,10 +594,10 @@ def running(server: Server, port: int, cwd: Path, log: Path, timeout: float) -> 
         )
     try:
         try:
-            wait_ready(process, server.label, port, server.ready_path, timeout)
+            ready = wait_ready(process, server.label, port, server.ready_path, timeout)
         except BenchError as error:
             raise BenchError(f"{error}\n--- {server.label} log ---\n{log_tail(log)}") from None
-        yield process.pid  # the process group, for CPU accounting
+        yield process.pid, ready  # the process group, for CPU accounting
     finally:
         stop(process)
 
@@ -641,8 +720,8 @@ def bench_server(
 ) -> ServerResult:
     """Start, check, warm up, measure latency then throughput, stop."""
     note(f"{server.label}: starting on port {port}")
-    with running(server, port, project.root, log, settings.start_timeout) as pgid:
-        note(f"{server.label}: ready; warm-up {settings.warmup} requests")
+    with running(server, port, project.root, log, settings.start_timeout) as (pgid, ready):
+        note(f"{server.label}: ready after {ready:.1f}s; warm-up {settings.warmup} requests")
         try:
             scores = check_and_warm(server, port, settings.warmup)
             version = server.served_version(port)
@@ -657,7 +736,7 @@ def bench_server(
         note(f"{server.label}: concurrency {settings.concurrency} for {settings.seconds:g}s")
         load = throughput(server, port, settings.concurrency, settings.seconds)
         noise = background_cores(before, cpu_sample(pgid))
-    return ServerResult(spent, errors, load, scores, version, noise)
+    return ServerResult(spent, errors, load, scores, version, noise, ready)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -669,6 +748,7 @@ def measure_floor(project: Project, rows: Rows, settings: Settings) -> dict[str,
     """The model alone, in process, on the same rows: what no server can beat."""
     note(f"floor: {settings.floor_iterations} in-process predictions")
     spec = {
+        "package": project.package,
         "model_name": project.model_name,
         "task": project.task,
         "numeric": rows.numeric,
@@ -716,6 +796,8 @@ def server_report(result: ServerResult) -> dict[str, Any]:
     load = result.load
     return {
         "model_version": result.version,
+        "ready_seconds": result.ready_seconds,
+        "background_cores": result.background_cores,
         "sequential": summary_ms(result.sequential_ns) | {"errors": result.sequential_errors},
         "throughput": {
             "rps": load.rps,
@@ -737,24 +819,29 @@ def agreement(reference: Sequence[float], other: Sequence[float]) -> dict[str, A
     }
 
 
+def target(description: str, value: float, threshold: float, *, at_most: bool) -> dict[str, Any]:
+    passed = value <= threshold if at_most else value >= threshold
+    return {"description": description, "threshold": threshold, "value": value, "passed": passed}
+
+
 def build_report(
     *,
     project: Project,
     rows: Rows,
     settings: Settings,
     floor: dict[str, Any],
-    ours: ServerResult,
-    theirs: ServerResult,
+    servers: dict[str, ServerResult],
 ) -> dict[str, Any]:
-    """Every number, the two targets and their verdicts, as one JSON-ready mapping."""
-    floor_alone, floor_frame = summary_ms(floor["predict_ns"]), summary_ms(floor["with_frame_ns"])
-    ours_report, theirs_report = server_report(ours), server_report(theirs)
-    rps_ratio = ratio(ours.load.rps, theirs.load.rps)
-    overhead = ours_report["sequential"]["p99_ms"] - floor_alone["p99_ms"]
-    noise = {
-        "floor": floor["background_cores"],
-        "ours": ours.background_cores,
-        "mlflow_serve": theirs.background_cores,
+    """Every number, the targets and their verdicts, as one JSON-ready mapping. `servers` holds
+    `empty`, `ours`, `ours_scikit_learn` and `mlflow_serve`."""
+    reports = {name: server_report(result) for name, result in servers.items()}
+    ours, empty, mlflow = reports["ours"], reports["empty"], reports["mlflow_serve"]
+    p50_gap = ours["sequential"]["p50_ms"] - empty["sequential"]["p50_ms"]
+    p99_gap = ours["sequential"]["p99_ms"] - empty["sequential"]["p99_ms"]
+    of_empty = ratio(ours["throughput"]["rps"], empty["throughput"]["rps"])
+    over_mlflow = ratio(ours["throughput"]["rps"], mlflow["throughput"]["rps"])
+    noise = {"floor": floor["background_cores"]} | {
+        name: result.background_cores for name, result in servers.items()
     }
     return {
         "model": {
@@ -772,19 +859,19 @@ def build_report(
             "platform": platform.platform(),
         },
         "floor": {
-            "predict": floor_alone,
-            "frame_and_predict": floor_frame,
+            "predict": summary_ms(floor["predict_ns"]),
+            "frame_and_predict": summary_ms(floor["with_frame_ns"]),
+            "compiled": summary_ms(floor["compiled_ns"]),
         },
-        "ours": ours_report,
-        "mlflow_serve": theirs_report,
+        **reports,
         "ratios": {
-            "throughput_ours_over_mlflow": rps_ratio,
-            "sequential_p50_ours_over_mlflow": ratio(
-                ours_report["sequential"]["p50_ms"], theirs_report["sequential"]["p50_ms"]
+            "throughput_ours_over_empty": of_empty,
+            "throughput_ours_over_mlflow": over_mlflow,
+            "throughput_ours_over_scikit_learn": ratio(
+                ours["throughput"]["rps"], reports["ours_scikit_learn"]["throughput"]["rps"]
             ),
-            "sequential_p99_ours_over_mlflow": ratio(
-                ours_report["sequential"]["p99_ms"], theirs_report["sequential"]["p99_ms"]
-            ),
+            "sequential_p50_ours_minus_empty_ms": p50_gap,
+            "sequential_p99_ours_minus_empty_ms": p99_gap,
         },
         "noise": {
             "threshold_cores": NOISY_CORES,
@@ -792,22 +879,35 @@ def build_report(
             "noisy": any(value is not None and value > NOISY_CORES for value in noise.values()),
         },
         "agreement_with_floor": {
-            "ours": agreement(floor["scores"], ours.scores),
-            "mlflow_serve": agreement(floor["scores"], theirs.scores),
+            name: agreement(floor["scores"], result.scores)
+            for name, result in servers.items()
+            if name != "empty"
         },
         "targets": {
-            "throughput_ratio": {
-                "description": "throughput_ours / throughput_mlflow >= 3",
-                "threshold": THROUGHPUT_RATIO_TARGET,
-                "value": rps_ratio,
-                "passed": rps_ratio >= THROUGHPUT_RATIO_TARGET,
-            },
-            "p99_overhead_ms": {
-                "description": "p99_ours_ms - p99_floor_ms <= 5",
-                "threshold": P99_OVERHEAD_TARGET_MS,
-                "value": overhead,
-                "passed": overhead <= P99_OVERHEAD_TARGET_MS,
-            },
+            "p50_over_empty_ms": target(
+                "sequential p50, ours - empty endpoint <= 1.5 ms",
+                p50_gap,
+                P50_OVER_EMPTY_TARGET_MS,
+                at_most=True,
+            ),
+            "p99_over_empty_ms": target(
+                "sequential p99, ours - empty endpoint <= 3 ms",
+                p99_gap,
+                P99_OVER_EMPTY_TARGET_MS,
+                at_most=True,
+            ),
+            "throughput_of_empty": target(
+                "throughput, ours / empty endpoint >= 0.25",
+                of_empty,
+                EMPTY_THROUGHPUT_TARGET,
+                at_most=False,
+            ),
+            "throughput_over_mlflow": target(
+                "throughput, ours / mlflow serve >= 20",
+                over_mlflow,
+                MLFLOW_THROUGHPUT_TARGET,
+                at_most=False,
+            ),
         },
     }
 
@@ -826,63 +926,52 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+COLUMNS = {
+    "empty": "empty endpoint",
+    "ours": "ours (compiled)",
+    "ours_scikit_learn": "ours (scikit-learn)",
+    "mlflow_serve": "mlflow serve",
+}
+
+
 def render(report: dict[str, Any]) -> str:
-    """The side-by-side table, the floor, and the verdicts."""
-    ours, theirs = report["ours"], report["mlflow_serve"]
-
-    def line(metric: str, a: float, b: float, digits: int = 2) -> list[str]:
-        return [metric, f"{a:.{digits}f}", f"{b:.{digits}f}", f"{ratio(a, b):.2f}"]
-
-    seq_a, seq_b = ours["sequential"], theirs["sequential"]
-    load_a, load_b = ours["throughput"], theirs["throughput"]
+    """The servers side by side, the in-process floor, and the verdicts."""
+    servers = {name: report[name] for name in COLUMNS}
     concurrency = report["settings"]["concurrency"]
+
+    def line(metric: str, read: Callable[[dict[str, Any]], float], digits: int = 2) -> list[str]:
+        return [metric, *(f"{read(server):.{digits}f}" for server in servers.values())]
+
     rows = [
-        ["metric", "ours", "mlflow serve", "ratio ours/mlflow"],
-        line("sequential p50 (ms)", seq_a["p50_ms"], seq_b["p50_ms"]),
-        line("sequential p99 (ms)", seq_a["p99_ms"], seq_b["p99_ms"]),
-        line("sequential mean (ms)", seq_a["mean_ms"], seq_b["mean_ms"]),
-        line(f"throughput c={concurrency} (req/s)", load_a["rps"], load_b["rps"], 1),
-        line(
-            f"latency c={concurrency} p50 (ms)",
-            load_a["latency"]["p50_ms"],
-            load_b["latency"]["p50_ms"],
-        ),
-        line(
-            f"latency c={concurrency} p99 (ms)",
-            load_a["latency"]["p99_ms"],
-            load_b["latency"]["p99_ms"],
-        ),
+        ["metric", *COLUMNS.values()],
+        line("ready after start (s)", lambda s: s["ready_seconds"], 1),
+        line("sequential p50 (ms)", lambda s: s["sequential"]["p50_ms"]),
+        line("sequential p99 (ms)", lambda s: s["sequential"]["p99_ms"]),
+        line("sequential mean (ms)", lambda s: s["sequential"]["mean_ms"]),
+        line(f"throughput c={concurrency} (req/s)", lambda s: s["throughput"]["rps"], 0),
+        line(f"latency c={concurrency} p50 (ms)", lambda s: s["throughput"]["latency"]["p50_ms"]),
+        line(f"latency c={concurrency} p99 (ms)", lambda s: s["throughput"]["latency"]["p99_ms"]),
         [
             "other processes' CPU (cores)",
-            cores(report["noise"]["background_cores"]["ours"]),
-            cores(report["noise"]["background_cores"]["mlflow_serve"]),
-            "",
+            *(cores(report["noise"]["background_cores"][name]) for name in COLUMNS),
         ],
         [
             "errors (sequential + load)",
-            str(seq_a["errors"] + load_a["errors"]),
-            str(seq_b["errors"] + load_b["errors"]),
-            "",
+            *(str(s["sequential"]["errors"] + s["throughput"]["errors"]) for s in servers.values()),
         ],
     ]
     floor = report["floor"]
-    floor_rows = [
-        ["in-process floor", "p50 (ms)", "p99 (ms)"],
-        [
-            "model.predict* on a 1-row frame",
-            f"{floor['predict']['p50_ms']:.3f}",
-            f"{floor['predict']['p99_ms']:.3f}",
-        ],
-        [
-            "frame building + predict*",
-            f"{floor['frame_and_predict']['p50_ms']:.3f}",
-            f"{floor['frame_and_predict']['p99_ms']:.3f}",
-        ],
-    ]
+    floor_rows = [["in process, one row", "p50 (ms)", "p99 (ms)"]]
+    for key, label in (
+        ("compiled", "compiled form, from the row's dict"),
+        ("predict", "scikit-learn predict* on a 1-row frame"),
+        ("frame_and_predict", "frame building + scikit-learn predict*"),
+    ):
+        floor_rows.append([label, f"{floor[key]['p50_ms']:.3f}", f"{floor[key]['p99_ms']:.3f}"])
     verdicts = [
-        f"target {target['description']}: {target['value']:.2f} -> "
-        f"{'PASS' if target['passed'] else 'MISS'}"
-        for target in report["targets"].values()
+        f"target {goal['description']}: {goal['value']:.2f} -> "
+        f"{'PASS' if goal['passed'] else 'MISS'}"
+        for goal in report["targets"].values()
     ]
     return "\n\n".join([table(rows), table(floor_rows), "\n".join(verdicts)])
 
@@ -910,11 +999,14 @@ def warnings(report: dict[str, Any]) -> list[str]:
                 f"warning: {label} scores differ from the in-process model on rows "
                 f"{found['mismatched_rows']} (max |diff| {found['max_abs_diff']:.3g})"
             )
-    if report["ours"]["model_version"] not in (None, report["model"]["version"]):
-        messages.append(
-            f"warning: ours serves version {report['ours']['model_version']}, "
-            f"the champion is {report['model']['version']}"
-        )
+    for name in ("ours", "ours_scikit_learn"):
+        if report[name]["model_version"] not in (None, report["model"]["version"]):
+            messages.append(
+                f"warning: {name} serves version {report[name]['model_version']}, "
+                f"the champion is {report['model']['version']}"
+            )
+    if not report["floor"]["compiled"]["count"]:
+        messages.append("warning: the champion has no compiled form; ours scored scikit-learn")
     return messages
 
 
@@ -955,23 +1047,34 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Path, Path, Settings]:
 
 
 def run(project_root: Path, out: Path, settings: Settings) -> dict[str, Any]:
-    """Floor, then our service, then mlflow serve: one after the other, never both loaded."""
+    """The floor, then each server in turn, never two at once, on the same champion and rows."""
     project = open_project(project_root)
     rows = load_rows(project, settings.rows)
     note(f"{project.model_name}@champion ({project.task}), {len(rows.records)} holdout rows")
     floor = measure_floor(project, rows, settings)
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as scratch:
         logs = Path(scratch)
-        port = free_port()
-        ours = bench_server(
-            our_server(project, rows, port), port, project, settings, logs / "ours.log"
-        )
-        port = free_port()
-        theirs = bench_server(
-            mlflow_server(project, rows, port), port, project, settings, logs / "mlflow.log"
-        )
+        # In the project's configs folder, so that its relative paths resolve as the original's.
+        copy = project.root / "configs" / f".serve-bench-{os.getpid()}.yaml"
+        source = project.root / "configs" / "project.yaml"
+        try:
+            run_snippet(project, SKLEARN_CONFIG_SNIPPET, [str(source), str(copy)])
+            starts: dict[str, Callable[[int], Server]] = {
+                "empty": lambda port: empty_server(project, rows, port),
+                "ours": lambda port: our_server(project, rows, port),
+                "ours_scikit_learn": lambda port: our_server(project, rows, port, copy),
+                "mlflow_serve": lambda port: mlflow_server(project, rows, port),
+            }
+            servers = {}
+            for name, start in starts.items():
+                port = free_port()
+                servers[name] = bench_server(
+                    start(port), port, project, settings, logs / f"{name}.log"
+                )
+        finally:
+            copy.unlink(missing_ok=True)
     report = build_report(
-        project=project, rows=rows, settings=settings, floor=floor, ours=ours, theirs=theirs
+        project=project, rows=rows, settings=settings, floor=floor, servers=servers
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
