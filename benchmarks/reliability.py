@@ -5,8 +5,10 @@ Four phases on one rendered, trained project (default answers, `nox -s pipeline`
 
 1. fuzz: schemathesis (`--checks all`) against every operation of the service's OpenAPI schema;
    no answer may be a 5xx, none may contradict the schema;
-2. load: one-row `POST /predict` requests of real holdout rows at a fixed rate; none may fail,
-   and every answered request must be in the prediction log once the flush window has passed;
+2. load: the service's capacity measured (one-row `POST /predict` requests of real holdout rows,
+   back to back on `--workers` connections), then requests at a fixed rate near it (`--rate`,
+   by default `LOAD_SHARE` of the capacity); none may fail, memory must stay flat, and every
+   answered request must be in the prediction log once the flush window has passed;
 3. crash: the same load, the server SIGKILLed halfway and started again; the prediction log must
    pass `PRAGMA integrity_check`, and only requests answered within the flush window
    (`serve.flush_seconds`) before the kill may be missing from it;
@@ -41,7 +43,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,11 @@ FLUSH_SLACK_SECONDS = 0.25
 SERVER_ERROR_CODES = frozenset({"ST101", "ST102"})
 SCHEMA_VIOLATION_CODES = frozenset(f"ST{n}" for n in range(103, 112))
 FUZZ_TIMEOUT = 30 * 60  # seconds; a fuzz run that takes longer is a measurement that failed
+LOAD_SHARE = 0.8  # of the measured capacity: the load step's rate unless --rate sets one
+CAPACITY_SECONDS = 3.0  # of back-to-back requests to measure the capacity
+# The server's resident memory may grow this much during the load step: the ids it keeps for
+# feedback and the log rows of one flush interval. More is a leak.
+MEMORY_GROWTH_KIB = 64 * 1024
 
 # Runs with the project's python: the settings the checks depend on, as the service reads them.
 CONFIG_SNIPPET = """
@@ -80,7 +87,7 @@ print(json.dumps({
 class Settings:
     """What one run does; recorded in the summary so runs can be compared."""
 
-    rate: float
+    rate: float | None  # None: LOAD_SHARE of the capacity measured before the load step
     duration: float
     kill_seconds: float
     workers: int
@@ -326,6 +333,13 @@ def send(connections: queue.SimpleQueue[sb.Client], body: bytes) -> Outcome:
     return Outcome(sent, time.monotonic(), status, pid)
 
 
+def fixed(settings: Settings) -> float:
+    """The load's rate, which `run` fixes (from the capacity) before any load starts."""
+    if settings.rate is None:
+        raise sb.BenchError("the load rate was not fixed before the load started")
+    return settings.rate
+
+
 def fixed_rate(
     port: int, bodies: Sequence[bytes], settings: Settings, finish: threading.Event, cap: float
 ) -> list[Outcome]:
@@ -339,9 +353,10 @@ def fixed_rate(
     try:
         with ThreadPoolExecutor(max_workers=settings.workers) as pool:
             began = time.monotonic()
-            for i in range(int(cap * settings.rate) + 1):
-                due = began + i / settings.rate
-                if finish.is_set() or i / settings.rate >= cap:
+            rate = fixed(settings)
+            for i in range(int(cap * rate) + 1):
+                due = began + i / rate
+                if finish.is_set() or i / rate >= cap:
                     break
                 time.sleep(max(0.0, due - time.monotonic()))
                 futures.append(pool.submit(send, connections, bodies[i % len(bodies)]))
@@ -351,11 +366,22 @@ def fixed_rate(
             client.close()
 
 
+def capacity(server: Server, bodies: Sequence[bytes], settings: Settings) -> float:
+    """Requests per second the service answers with `settings.workers` clients back to back."""
+    target = sb.Server(
+        "ours", [], {}, "/ready", "/predict", list(bodies), sb.ours_score, lambda _port: None
+    )
+    measured = sb.throughput(target, server.port, settings.workers, CAPACITY_SECONDS)
+    if measured.errors or not measured.ok:
+        raise sb.BenchError(f"capacity run: {measured.errors} errors, {measured.ok} answers")
+    return measured.rps
+
+
 def steady_load(
     server: Server, bodies: Sequence[bytes], settings: Settings, config: ServiceConfig
 ) -> dict[str, Any]:
     """`settings.duration` seconds at the fixed rate; then every answer must reach the log."""
-    note(f"load: {settings.rate:g} req/s for {settings.duration:g}s")
+    note(f"load: {fixed(settings):.0f} req/s for {settings.duration:g}s")
     rss_start = server.rss_kib()
     finish = threading.Event()  # never set: the run ends at its length
     outcomes = fixed_rate(server.port, bodies, settings, finish, settings.duration)
@@ -375,6 +401,7 @@ def steady_load(
         "ok": sum(o.status == 200 for o in outcomes),
         "errors": sum(o.status != 200 for o in outcomes),
         "statuses": count_statuses(outcomes),
+        "rate": settings.rate,
         "achieved_rps": (len(outcomes) - 1) / span if span > 0 else 0.0,
         "latency": sb.summary_ms(latencies),
         "rss_kib": {"start": rss_start, "end": rss_end},
@@ -560,8 +587,12 @@ def run(project_root: Path, settings: Settings, schemathesis: Path | None) -> di
             version = None if champion is None else str(champion)
             rss_ready = server.rss_kib()
             fuzzed = fuzz(command, server.port, settings, logs)
+            capacity_rps = capacity(server, bodies, settings)
+            if settings.rate is None:
+                settings = replace(settings, rate=LOAD_SHARE * capacity_rps)
             load = steady_load(server, bodies, settings, config)
             load["rss_kib"]["ready"] = rss_ready
+            load["capacity_rps"] = capacity_rps
             outcomes, times = crash_under_load(server, bodies, settings)
             outage = registry_outage(server, bodies, settings, config)
         finally:
@@ -600,6 +631,8 @@ def summarise(
         "fuzz_no_schema_violations": fuzzed["schema_violations"] == 0,
         "fuzz_every_operation": fuzzed["operations_tested"] == fuzzed["operations_total"] > 0,
         "load_no_errors": load["errors"] == 0 and load["requests"] > 0,
+        "load_memory_flat": None not in (load["rss_kib"]["start"], load["rss_kib"]["end"])
+        and load["rss_kib"]["end"] - load["rss_kib"]["start"] <= MEMORY_GROWTH_KIB,
         "load_log_complete": load["missing_from_log"] == 0,
         "crash_log_integrity_ok": bool(crash["integrity_check"])
         and all(result == "ok" for result in crash["integrity_check"].values()),
@@ -671,16 +704,17 @@ def render(summary: dict[str, Any]) -> str:
             verdict(c["fuzz_every_operation"]),
         ],
         ["fuzz: other findings (reported only)", str(fz["other_failures"]), ""],
+        ["load: capacity (back to back)", f"{ld['capacity_rps']:.0f} req/s", ""],
         [
-            f"load: errors at {s['rate']:g} req/s for {s['duration']:g}s",
-            f"{ld['errors']} of {ld['requests']} ({ld['achieved_rps']:.1f} req/s)",
+            f"load: errors at {ld['rate']:.0f} req/s for {s['duration']:g}s",
+            f"{ld['errors']} of {ld['requests']} ({ld['achieved_rps']:.0f} req/s)",
             verdict(c["load_no_errors"]),
         ],
         ["load: latency p50 / p99", f"{lat['p50_ms']:.1f} / {lat['p99_ms']:.1f} ms", ""],
         [
             "load: server RSS ready / start / end",
             f"{mib(rss.get('ready'))} / {mib(rss['start'])} / {mib(rss['end'])} MiB",
-            "",
+            verdict(c["load_memory_flat"]),
         ],
         [
             "load: answered requests in the log",
@@ -748,7 +782,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Path, Path, Settings, Path |
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--project", type=Path, required=True, help="rendered, trained project")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON summary to write")
-    parser.add_argument("--rate", type=float, default=50.0, help="requests per second")
+    parser.add_argument(
+        "--rate", type=float, help=f"requests per second; default {LOAD_SHARE:g} x the capacity"
+    )
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of steady load")
     parser.add_argument(
         "--kill-seconds", type=float, default=20.0, help="load around the crash, killed halfway"
@@ -762,7 +798,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Path, Path, Settings, Path |
     parser.add_argument("--schemathesis", type=Path, help="the schemathesis command to run")
     args = parser.parse_args(argv)
     for name in ("rate", "duration", "kill_seconds", "workers", "fuzz_examples", "rows"):
-        if getattr(args, name) <= 0:
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     settings = Settings(
         rate=args.rate,

@@ -12,6 +12,7 @@ comparison, with the lock around the steps chosen per dialect.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -24,7 +25,6 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 
 from .errors import ProjectError
@@ -45,6 +45,7 @@ SUPPORTED = ("sqlite", "postgresql")
 # Waits for another writer's lock before a write counts as failed (it is then retried).
 SQLITE_BUSY_SECONDS = 10.0
 POSTGRES_CONNECT_SECONDS = 5
+ROWS_PER_STATEMENT = 500  # 9 columns each: far below SQLite's and PostgreSQL's bound-value limits
 # PostgreSQL: replicas starting together queue on this advisory lock around the schema steps.
 SCHEMA_LOCK = 0x7072_6564_6C6F_6731  # "predlog1"
 # SQLite: a connection with this execution option begins with BEGIN IMMEDIATE, taking the write
@@ -110,6 +111,19 @@ class UtcTimestamp(sa.types.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@functools.cache
+def upsert_sql(table: sa.Table, keys: tuple[str, ...], rows: int, placeholder: str) -> str:
+    """`rows` rows into `table`, a row whose `keys` exist replacing the old one (SQLite and
+    PostgreSQL spell this alike)."""
+    names = [c.name for c in table.columns]
+    row = f"({', '.join([placeholder] * len(names))})"
+    updates = ", ".join(f"{name} = excluded.{name}" for name in names if name not in keys)
+    return (  # names from the tables above; every value is a bound parameter
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES {', '.join([row] * rows)} "  # noqa: S608
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )
 
 
 # The tables as queries see them now. Their history is in STEPS below, which never change.
@@ -313,16 +327,27 @@ class PredictionLog:
 
     # --- writing -------------------------------------------------------------------------------
 
-    def _upsert(self, table: sa.Table, keys: list[str]) -> sa.Insert:
-        """INSERT ... ON CONFLICT DO UPDATE: a row written twice (a retried batch) is kept once."""
-        others = [c.name for c in table.columns if c.name not in keys]
-        if self.engine.dialect.name == "sqlite":
-            lite = sqlite.insert(table)
-            changed = {name: lite.excluded[name] for name in others}
-            return lite.on_conflict_do_update(index_elements=keys, set_=changed)
-        pg = postgresql.insert(table)
-        changed = {name: pg.excluded[name] for name in others}
-        return pg.on_conflict_do_update(index_elements=keys, set_=changed)
+    def _upsert(
+        self, db: Connection, table: sa.Table, keys: tuple[str, ...], rows: list[dict[str, Any]]
+    ) -> None:
+        """INSERT ... ON CONFLICT DO UPDATE: a row written twice (a retried batch) is kept once.
+
+        Pages of rows per statement, not one statement per row, with the statement text built
+        once per page size: the driver releases the GIL for each statement, and under load a
+        thread that keeps giving it up waits for it each time (a write of thousands of rows
+        took seconds while the service was busy)."""
+        dialect = self.engine.dialect
+        convert = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns]
+        names = [c.name for c in table.columns]
+        placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            page = rows[start : start + ROWS_PER_STATEMENT]
+            values = tuple(
+                row[name] if process is None else process(row[name])
+                for row in page
+                for name, process in zip(names, convert, strict=True)
+            )
+            db.exec_driver_sql(upsert_sql(table, keys, len(page), placeholder), values)
 
     def write(self, records: Iterable[LogRecord]) -> int:
         """Predictions and labels in one transaction; returns how many rows were written. A key
@@ -352,10 +377,9 @@ class PredictionLog:
             return 0
         with self._transaction(writes=True) as db:
             if predictions:
-                statement = self._upsert(PREDICTIONS, ["prediction_id", "variant"])
-                db.execute(statement, list(predictions.values()))
+                self._upsert(db, PREDICTIONS, ("prediction_id", "variant"), [*predictions.values()])
             if labels:
-                db.execute(self._upsert(FEEDBACK, ["prediction_id"]), list(labels.values()))
+                self._upsert(db, FEEDBACK, ("prediction_id",), [*labels.values()])
         return len(predictions) + len(labels)
 
     def append(self, records: Iterable[PredictionRecord]) -> int:

@@ -53,9 +53,14 @@ def run_server(project: Project, host: str | None = None, port: int | None = Non
 
 
 async def every(seconds: float, work: Callable[[], Awaitable[Any]]) -> None:
-    """Run `work` every `seconds` until cancelled; a failed cycle is logged, not fatal."""
+    """Run `work` every `seconds` until cancelled, on a fixed cadence: the time a cycle takes
+    comes out of the wait, so a log flush under load still starts once per interval (a crash
+    then loses at most one interval). A failed cycle is logged, not fatal."""
+    loop = asyncio.get_running_loop()
+    due = loop.time()
     while True:
-        await asyncio.sleep(seconds)
+        due = max(due + seconds, loop.time())  # after a cycle longer than the interval: no burst
+        await asyncio.sleep(due - loop.time())
         try:
             await work()
         except Exception:
