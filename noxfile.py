@@ -108,9 +108,12 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Serving speed against `mlflow models serve`, and CLI start-up, of a rendered demo project.
+    """Serving speed against an empty endpoint and `mlflow models serve`, and CLI start-up, of a
+    rendered demo project.
 
-    Both measured in one run on the same project: serving first, then `python -c pass`,
+    Measured in one run on the same project: an empty FastAPI endpoint (the service's request
+    model, a constant answer), the service scoring through the champion's compiled form, the
+    same service through scikit-learn, `mlflow models serve`; then `python -c pass`,
     `<package> --help` and `<package> models` from the project's venv.
 
     Prints two tables and writes JSON: `.bench/serve.json` (`-- --out <path>` and the other
@@ -130,7 +133,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def reliability(session: nox.Session) -> None:
-    """The rendered service under fuzzing, fixed-rate load, a SIGKILL and a registry outage.
+    """The rendered service under fuzzing, load near its measured capacity, a SIGKILL and a
+    registry outage.
 
     Prints a table and writes JSON (default `.bench/reliability.json`; `-- --duration 10` and the
     other options of benchmarks/reliability.py pass through). Asserted: the session fails when a

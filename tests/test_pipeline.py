@@ -96,6 +96,16 @@ def alias_versions(store: Path, model: str) -> dict[str, int]:
     return {str(alias): int(version) for alias, version in rows}
 
 
+def version_tags(store: Path, model: str, version: int) -> dict[str, str]:
+    """Tags of one registered version, read without MLflow."""
+    with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+        rows = db.execute(
+            "SELECT key, value FROM model_version_tags WHERE name = ? AND version = ?",
+            (model, version),
+        ).fetchall()
+    return {str(key): str(value) for key, value in rows}
+
+
 def locations_mentioning(store: Path, text: str) -> list[str]:
     """`table.column` of every text value in the store that contains `text`.
 
@@ -126,6 +136,9 @@ def test_generated_project_sessions_pass(
     aliases = alias_versions(store, option.answers["project_slug"])
     assert aliases.get("champion") == 1, aliases
     assert aliases.get("challenger") == 1, aliases
+    tags = version_tags(store, option.answers["project_slug"], 1)
+    assert tags.get("scoring") == "compiled", tags  # verified against scikit-learn at registration
+    assert float(tags["compiled_max_abs_diff"]) <= 1e-5, tags
     snapshots = project / "data" / "snapshots"
     assert sorted(snapshots.rglob("*.parquet")), f"no Parquet snapshot under {snapshots}"
 
