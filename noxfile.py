@@ -131,6 +131,26 @@ def bench(session: nox.Session) -> None:
     )
 
 
+@nox.session(name="batch-bench")
+def batch_bench(session: nox.Session) -> None:
+    """Batch scoring of a 10-million-row table: the pandas engine and Spark `local[2]`.
+
+    Renders and trains the defaults (.bench/batch-project), installs its `spark` extra
+    (`nox -s spark --install-only`; Spark needs Java 17+), then prints a table and writes
+    `.bench/batch.json`: rows per second and peak memory of each engine, on the table and on a
+    tenth of it. `-- --rows 1000000` and the other options of benchmarks/batch_bench.py pass
+    through. Reported, not asserted.
+    """
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
+    folder = ROOT / ".bench" / "batch-project"
+    render_trained(session, folder, train=True)
+    session.run("nox", "-s", "spark", "--install-only", env=PROJECT_ENV)
+    out = [] if "--out" in session.posargs else ["--out", str(ROOT / ".bench" / "batch.json")]
+    script = ROOT / "benchmarks" / "batch_bench.py"
+    venv = ["--venv", str(folder / ".nox" / "spark")]
+    session.run("python", str(script), "--project", str(folder), *venv, *session.posargs, *out)
+
+
 @nox.session
 def reliability(session: nox.Session) -> None:
     """The rendered service under fuzzing, load near its measured capacity, a SIGKILL and a

@@ -22,6 +22,9 @@ pytestmark = pytest.mark.slow
 # One `nox` invocation of a generated project; generous for a cold uv cache on 2 cores.
 NOX_TIMEOUT = 30 * 60
 SESSIONS = ["lint", "typecheck", "tests", "pipeline"]
+# Option sets whose projects also run `nox -s spark` (the Spark engine against the pandas one):
+# both tasks. It installs PySpark (about 480 MB, once per run through uv's cache) and needs Java.
+SPARK_OPTION_SETS = {"default", "regression-linear"}
 
 
 def assert_committed(project: Path) -> None:
@@ -62,7 +65,8 @@ def build(option: OptionSet, base: Path) -> Path:
         )
         assert (project / answers["data_path"]).is_file()
         assert (project / answers["schema_path"]).is_file()
-    run_logged(nox_command("-s", *SESSIONS), cwd=project, log=log, timeout=NOX_TIMEOUT)
+    sessions = [*SESSIONS, *(["spark"] if option.id in SPARK_OPTION_SETS else [])]
+    run_logged(nox_command("-s", *sessions), cwd=project, log=log, timeout=NOX_TIMEOUT)
     return project
 
 

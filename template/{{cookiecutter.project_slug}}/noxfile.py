@@ -34,10 +34,10 @@ PYPROJECT = nox.project.load_toml(Path(__file__).parent / "pyproject.toml")
 REPORTS = Path("reports")
 
 
-def install(session: nox.Session, *groups: str) -> None:
-    """The project, editable, plus the named dependency groups from pyproject.toml."""
+def install(session: nox.Session, *groups: str, extras: str = "") -> None:
+    """The project, editable (with `extras`, e.g. "spark"), plus the named dependency groups."""
     extra = [req for group in groups for req in nox.project.dependency_groups(PYPROJECT, group)]
-    session.install("-e", ".", *extra)
+    session.install("-e", f".[{extras}]" if extras else ".", *extra)
 
 
 def github(name: str, text: str) -> None:
@@ -77,6 +77,13 @@ def tests(session: nox.Session) -> None:
     """Unit tests and the end-to-end tests on fresh tracking stores."""
     install(session, "test")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def spark(session: nox.Session) -> None:
+    """The Spark engine's tests, with the spark extra (PySpark) installed; Spark needs Java 17+."""
+    install(session, "test", extras="spark")
+    session.run("pytest", "-m", "spark", *session.posargs)
 
 
 @nox.session

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -258,31 +259,64 @@ def serve_command(
     run_server(open_project(config), host=host, port=port)
 
 
+class Engine(StrEnum):
+    """Where `batch-predict` runs."""
+
+    PANDAS = "pandas"
+    SPARK = "spark"
+
+
 @app.command("batch-predict")
 def batch_predict_command(
-    source: Annotated[Path, typer.Argument(help="CSV or Parquet file to score.")],
-    output: Annotated[Path, typer.Argument(help="Parquet file to write.")],
+    source: Annotated[
+        Path, typer.Argument(help="CSV or Parquet file (a folder of them with --engine spark).")
+    ],
+    output: Annotated[
+        Path, typer.Argument(help="Parquet file to write (a folder with --engine spark).")
+    ],
     config: ConfigOption = DEFAULT_CONFIG,
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows held in memory at once.")] = 50_000,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="pandas: this machine, chunk by chunk. spark: Apache Spark (the spark extra)."
+        ),
+    ] = Engine.PANDAS,
+    master: Annotated[
+        str | None,
+        typer.Option(help="With --engine spark: the cluster's master URL; default local[*]."),
+    ] = None,
 ) -> None:
-    """Score a file of any size with the champion, in chunks; invalid rows are quarantined."""
+    """Score a file of any size with the champion; invalid rows are quarantined."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from .serve import batch_predict
 
     project = open_project(config)
     out = console()
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("scoring {task.completed:,} rows"),
-        TimeElapsedColumn(),
-        console=out,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("scoring", total=None)
-        result = batch_predict(
-            project, source, output, chunk_rows, on_chunk=lambda rows: progress.advance(task, rows)
-        )
+    if engine == Engine.SPARK:
+        from .serve.spark import spark_batch_predict
+
+        with step(f"scoring {source} on Spark"):
+            result = spark_batch_predict(project, source, output, master)
+    else:
+        if master is not None:
+            fail("--master is for --engine spark")
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("scoring {task.completed:,} rows"),
+            TimeElapsedColumn(),
+            console=out,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("scoring", total=None)
+            result = batch_predict(
+                project,
+                source,
+                output,
+                chunk_rows,
+                on_chunk=lambda rows: progress.advance(task, rows),
+            )
     out.print(
         f"scored {result.rows_scored:,} of {result.rows_read:,} rows with "
         f"v{result.model_version} ({result.scoring} scoring) into {result.output}"

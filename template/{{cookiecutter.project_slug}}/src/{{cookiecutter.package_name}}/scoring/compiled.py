@@ -22,7 +22,7 @@ ARRAYS_FILE = "scorer.npz"
 LAYOUT_FILE = "scorer.json"
 CHUNK_ROWS = 4_096  # rows per step on a frame: bounds the (rows x trees) arrays in memory
 # Up to this many (rows x tree nodes), deciding every node first is faster than stepping.
-DECIDE_ALL_ELEMENTS = 2**18
+DECIDE_ALL_ELEMENTS = 2**16
 Link = Literal["identity", "logistic", "exp"]
 NUMERIC_ARRAYS = ("fill", "kept", "flagged", "center", "scale")
 TREE_ARRAYS = ("feature", "threshold", "missing_left", "left", "right", "value", "roots")
@@ -129,23 +129,31 @@ class Trees:
     roots: np.ndarray
     depth: int
     baseline: float
+    # Node n's children at 2n (right) and 2n + 1 (left): one lookup per step, by the decision.
+    children: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "children", np.stack([self.right, self.left], axis=1).ravel())
 
     def raw(self, features: np.ndarray) -> np.ndarray:
-        rows = np.arange(len(features))[:, None]
-        node = np.broadcast_to(self.roots, (len(features), len(self.roots)))
-        if len(features) * len(self.feature) <= DECIDE_ALL_ELEMENTS:
+        rows = len(features)
+        node = np.broadcast_to(self.roots, (rows, len(self.roots)))
+        if rows * len(self.feature) <= DECIDE_ALL_ELEMENTS:
             # A few rows: decide every node at once, then each step is one lookup.
             x = features[:, self.feature]
-            go_left = np.where(np.isnan(x), self.missing_left, x <= self.threshold)
-            following = np.where(go_left, self.left, self.right)
+            go_left = (x <= self.threshold) | (np.isnan(x) & self.missing_left)
+            following = self.children[2 * np.arange(len(self.feature)) + go_left].ravel()
+            starts = (np.arange(rows) * len(self.feature))[:, None]
             for _ in range(self.depth):
-                node = following[rows, node]
+                node = following[starts + node]
         else:
-            # Many rows: decide only the nodes the rows are at, step by step.
+            # Many rows: decide only the node each row is at, step by step.
+            flat = np.ascontiguousarray(features).ravel()
+            starts = (np.arange(rows) * features.shape[1])[:, None]
             for _ in range(self.depth):
-                x = features[rows, self.feature[node]]
-                go_left = np.where(np.isnan(x), self.missing_left[node], x <= self.threshold[node])
-                node = np.where(go_left, self.left[node], self.right[node])
+                x = flat[starts + self.feature[node]]
+                go_left = (x <= self.threshold[node]) | (np.isnan(x) & self.missing_left[node])
+                node = self.children[2 * node + go_left]
         return np.asarray(self.value[node].sum(axis=1) + self.baseline, dtype=np.float64)
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config import FileSourceConfig, Project
-from ..data import SOURCE_ROW, DataError, project_schema, validate
+from ..data import SOURCE_ROW, DataError, DataSchema, project_schema, validate
 from ..data.sources import check_header, csv_delimiter
 from ..metrics import decisions
 from ..store import Store
@@ -32,6 +32,22 @@ class BatchResult:
     output: Path
     quarantine_file: Path | None
     scoring: str
+
+
+def quarantine_path(output: Path) -> Path:
+    """Where the rows refused while scoring into `output` go: beside it, named after it."""
+    return output.with_name(f"{output.stem}.quarantine{output.suffix}")
+
+
+def scored_columns(
+    valid: pd.DataFrame, schema: DataSchema, values: Any, version: str, classify: bool
+) -> pd.DataFrame:
+    """What a scored row holds, in both engines: its key (and time), score, version, label."""
+    keys = [c for c in (schema.key_column, schema.timestamp_column) if c in valid.columns]
+    out = valid[keys].assign(prediction=values, model_version=version)
+    if classify:
+        out["label"] = decisions(values).astype("int64")
+    return out
 
 
 def _chunks(source: Path, rows: int, delimiter: str | None = None) -> Iterator[pd.DataFrame]:
@@ -86,11 +102,11 @@ def batch_predict(
     Raises StoreError when there is no champion yet, DataError when the file cannot be read.
     """
     schema = project_schema(project)
-    task = project.config.train.task
+    classify = project.config.train.task == "binary_classification"
     store = Store.open(project)
     version = str(store.champion().version)
     scorer = version_scorer(store, version)
-    quarantine = output.with_name(f"{output.stem}.quarantine.parquet")
+    quarantine = quarantine_path(output)
     scored, rejected = _Appender(output), _Appender(quarantine)
     read = good = bad = 0
     try:
@@ -108,12 +124,7 @@ def batch_predict(
                 )
             if len(result.valid):
                 values = scorer.score_frame(result.valid)
-                keys = (schema.key_column, schema.timestamp_column)
-                kept = [column for column in keys if column in result.valid]
-                out = result.valid[kept].assign(prediction=values, model_version=version)
-                if task == "binary_classification":
-                    out["label"] = decisions(values).astype("int64")
-                scored.add(out)
+                scored.add(scored_columns(result.valid, schema, values, version, classify))
             read += len(chunk)
             good += len(result.valid)
             bad += len(result.quarantined)
