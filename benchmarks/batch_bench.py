@@ -40,7 +40,8 @@ BOUNDED_GROWTH = 1.5  # peak memory on the full table over the peak on a tenth o
 SAMPLE_SECONDS = 0.2
 
 # Runs with the project's python: `rows` demo rows (no target) into one Parquet file, chunk by
-# chunk. The demo's text in a numeric column ("unknown") is made a number, so the file is typed.
+# chunk, in row groups of 100,000 rows. The demo's text in a numeric column ("unknown") is made
+# a number, so the file is typed.
 TABLE_SNIPPET = """
 import importlib, json, sys
 from pathlib import Path
@@ -50,6 +51,7 @@ import pyarrow.parquet as pq
 
 package, root, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 rows, chunk = int(sys.argv[4]), int(sys.argv[5])
+ROW_GROUP = 100_000  # as HEAD_SNIPPET's batches: both files read alike, so memory compares
 config = importlib.import_module(f"{package}.config")
 data = importlib.import_module(f"{package}.data")
 project = config.load_project(root / "configs" / "project.yaml")
@@ -64,7 +66,7 @@ while written < rows:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     table = pa.Table.from_pandas(frame, preserve_index=False)
     writer = writer or pq.ParquetWriter(out, table.schema)
-    writer.write_table(table.cast(writer.schema))
+    writer.write_table(table.cast(writer.schema), row_group_size=ROW_GROUP)
     written, seed = written + size, seed + 1
 writer.close()
 print(json.dumps({"rows": written, "bytes": out.stat().st_size}))
@@ -102,6 +104,10 @@ class Run:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
+def note(message: str) -> None:
+    print(f"[batch-bench] {message}", file=sys.stderr, flush=True)
+
+
 def tree_rss_kib(root: int) -> int:
     """Resident memory of `root` and every process descended from it, from /proc."""
     children: dict[int, list[int]] = {}
@@ -132,7 +138,7 @@ def score(project: sb.Project, engine: str, table: Path, rows: int, scratch: Pat
     out.unlink(missing_ok=True)
     argv = [str(project.python), "-m", project.package, "batch-predict", str(table), str(out)]
     argv += ["--engine", engine, *(["--master", "local[2]"] if engine == "spark" else [])]
-    sb.note(f"{engine}: scoring {rows:,} rows")
+    note(f"{engine}: scoring {rows:,} rows")
     log = scratch / f"{engine}-{rows}.log"
     with log.open("wb") as sink:
         began = time.perf_counter()
@@ -203,7 +209,7 @@ def run(project_root: Path, venv: Path, out: Path, rows: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as folder:
         scratch = Path(folder)
         table_path, tenth_path = scratch / "table.parquet", scratch / "tenth.parquet"
-        sb.note(f"writing {rows:,} demo rows to one Parquet file")
+        note(f"writing {rows:,} demo rows to one Parquet file")
         args = [project.package, str(project.root), str(table_path), str(rows), str(CHUNK_ROWS)]
         table = sb.run_snippet(project, TABLE_SNIPPET, args)
         sb.run_snippet(project, HEAD_SNIPPET, [str(table_path), str(tenth_path), str(rows // 10)])
