@@ -395,19 +395,34 @@ def test_an_untagged_project_is_migrated_when_it_crosses_the_rename(
     assert README_LINE in (project / "README.md").read_text(encoding="utf-8")
 
 
+def project_files(project: Path, *, besides: set[str]) -> dict[str, bytes]:
+    """Every file of a project but its git data and the files named in `besides`."""
+    found = {}
+    for path in sorted(project.rglob("*")):
+        name = path.relative_to(project).as_posix()
+        if path.is_file() and ".git" not in path.relative_to(project).parts and name not in besides:
+            found[name] = path.read_bytes()
+    return found
+
+
 def test_every_documented_version_updates_to_head(
     template_repo: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """Each version of docs/updating.md's table, tagged in the temporary history, updates to
-    HEAD with its old-form team config migrated. The project's own `nox -s tests` runs for the
-    oldest version only: it crosses every migration, and each run costs minutes (the newer
-    versions' full suites are the same code as a fresh render's, run by test_pipeline.py)."""
+    HEAD with its old-form team config migrated, and leaves exactly the files a fresh render of
+    HEAD has (the team's config and the answers file aside). So each updated project's own
+    `nox -s tests` is the run test_pipeline.py makes on a fresh render; it also runs here, for
+    the oldest version, which crosses every migration (each run costs minutes)."""
     versions = documented_versions()
     assert versions
     assert versions == sorted(versions, key=lambda v: tuple(map(int, v.split("."))))
     tags = git(template_repo, "tag", "--list").split()
     assert set(versions) <= set(tags), f"tag every documented version in template_repo: {tags}"
     head = git(template_repo, "describe", "--tags", "--always", "HEAD").strip()
+    fresh = tmp_path_factory.mktemp("fresh") / "demo-ml-service"
+    run_copy(str(template_repo), fresh, defaults=True, unsafe=True, vcs_ref="HEAD", quiet=True)
+    besides = {ANSWERS_FILE, "configs/staging.yaml"}
+    expected = project_files(fresh, besides=besides)
     for version in versions:
         tmp = tmp_path_factory.mktemp(f"from-{version}")
         project = tmp / "demo-ml-service"
@@ -423,6 +438,13 @@ def test_every_documented_version_updates_to_head(
         for path, text in ((p, p.read_text(encoding="utf-8")) for p in project.glob("configs/*")):
             assert OLD_KEY not in text, (version, path)
             assert not CONFLICT.search(text), (version, path)
+        updated = project_files(project, besides=besides)
+        differ = sorted(
+            name
+            for name in expected.keys() | updated.keys()
+            if expected.get(name) != updated.get(name)
+        )
+        assert not differ, f"updating from {version} left files unlike a fresh render: {differ}"
         if version == versions[0]:
             log = tmp / "nox.log"
             run_logged(nox_command("-s", "tests"), cwd=project, log=log, timeout=TIMEOUT)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -203,7 +205,18 @@ SCHEMA_VERSION = len(STEPS)
 def _sqlite_connected(dbapi_connection: Any, _record: Any) -> None:
     # sqlite3 would BEGIN only before DML, so DDL would autocommit: `_begin` emits BEGIN instead.
     dbapi_connection.isolation_level = None
-    dbapi_connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+    # WAL: readers never wait for the writer. Switching a new file to WAL needs it to itself, and
+    # SQLite answers "database is locked" at once (its busy timeout does not apply) while
+    # another connection, a replica starting at the same moment, holds it: try again.
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _begin(db: Connection) -> None:
