@@ -68,7 +68,7 @@ class CategoricalBlock:
         offsets = np.cumsum([0, *(len(c) for c in self.categories)])
         positions = tuple(
             {value: int(start) + i for i, value in enumerate(values)}
-            for start, values in zip(offsets, self.categories, strict=False)
+            for start, values in zip(offsets[:-1], self.categories, strict=True)
         )
         object.__setattr__(self, "positions", positions)
 

@@ -107,10 +107,12 @@ def _row_offsets(frame: Any) -> dict[tuple[str, int], int]:
         .count()
         .collect()
     )
-    offsets, running = {}, dict[str, int]()
+    offsets: dict[tuple[str, int], int] = {}
+    running: dict[str, int] = {}
     for row in sorted(counts, key=lambda row: (row[SOURCE_FILE], row["partition"])):
-        offsets[(row[SOURCE_FILE], row["partition"])] = running.get(row[SOURCE_FILE], 0)
-        running[row[SOURCE_FILE]] = running.get(row[SOURCE_FILE], 0) + row["count"]
+        file = row[SOURCE_FILE]
+        offsets[(file, row["partition"])] = running.get(file, 0)
+        running[file] = offsets[(file, row["partition"])] + row["count"]
     return offsets
 
 
