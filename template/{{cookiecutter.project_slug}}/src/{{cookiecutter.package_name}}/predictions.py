@@ -202,13 +202,14 @@ STEPS: list[Callable[[Connection], None]] = [_create_tables, _index_the_reads]
 SCHEMA_VERSION = len(STEPS)
 
 
-def _sqlite_connected(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connected(busy_seconds: float, dbapi_connection: Any, _record: Any) -> None:
     # sqlite3 would BEGIN only before DML, so DDL would autocommit: `_begin` emits BEGIN instead.
     dbapi_connection.isolation_level = None
     # WAL: readers never wait for the writer. Switching a new file to WAL needs it to itself, and
     # SQLite answers "database is locked" at once (its busy timeout does not apply) while
-    # another connection, a replica starting at the same moment, holds it: try again.
-    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    # another connection, a replica starting at the same moment, holds it: try again, for as
+    # long as the connection's busy timeout (the URL's ?timeout= when it gives one).
+    deadline = time.monotonic() + busy_seconds
     while True:
         try:
             dbapi_connection.execute("PRAGMA journal_mode=WAL")
@@ -238,8 +239,8 @@ def open_engine(url: str) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        if "timeout" not in parsed.query:  # a URL's ?timeout= wins
-            connect_args["timeout"] = SQLITE_BUSY_SECONDS
+        busy_seconds = float(str(parsed.query.get("timeout", SQLITE_BUSY_SECONDS)))
+        connect_args["timeout"] = busy_seconds  # a URL's ?timeout= wins
     elif "connect_timeout" not in parsed.query:
         connect_args["connect_timeout"] = POSTGRES_CONNECT_SECONDS
     # hide_parameters: errors are logged, and the rows' features must not be in the logs.
@@ -247,7 +248,7 @@ def open_engine(url: str) -> Engine:
         parsed, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args
     )
     if backend == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_connected)
+        sa.event.listen(engine, "connect", functools.partial(_sqlite_connected, busy_seconds))
         sa.event.listen(engine, "begin", _begin)
     return engine
 
