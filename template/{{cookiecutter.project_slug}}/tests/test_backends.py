@@ -10,6 +10,7 @@ from {{ cookiecutter.package_name }}.config import ConfigError, Project
 from .conftest import write_project
 
 
+@pytest.mark.answers
 def test_unset_variables_mean_files_inside_the_project(project: Project) -> None:
     found = {b.role: b for b in backends(project)}
     assert not found["tracking"].shared
@@ -19,6 +20,7 @@ def test_unset_variables_mean_files_inside_the_project(project: Project) -> None
     assert found["data"].location == "generated"
 
 
+@pytest.mark.answers
 def test_a_job_that_needs_shared_backends_names_every_missing_variable(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -30,6 +32,7 @@ def test_a_job_that_needs_shared_backends_names_every_missing_variable(
     assert require_shared(project, ["data"])  # the demo source needs nothing
 
 
+@pytest.mark.answers
 def test_shared_backends_are_shown_without_their_passwords(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -43,6 +46,7 @@ def test_shared_backends_are_shown_without_their_passwords(
     assert "postgresql://svc:***@db.internal/predictions" in shown
 
 
+@pytest.mark.answers
 def test_a_sql_source_needs_its_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = write_project(tmp_path)
     source = {"kind": "sql", "url_env": "EVENTS_DB", "query": "SELECT 1", "schema_path": "s.yaml"}

@@ -25,6 +25,8 @@ from {{ cookiecutter.package_name }}.train import train
 
 from .conftest import champion_version, file_source
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 runner = CliRunner()
 

@@ -38,6 +38,7 @@ def test_a_bad_config_exits_2_with_the_reason(tmp_path: Path) -> None:
     assert "surprise: unknown key" in result.output
 
 
+@pytest.mark.answers
 def test_demo_data_writes_rows_and_schema(tmp_path: Path) -> None:
     out, schema = tmp_path / "raw" / "events.csv", tmp_path / "schema.yaml"
     result = runner.invoke(
@@ -48,6 +49,7 @@ def test_demo_data_writes_rows_and_schema(tmp_path: Path) -> None:
     assert "role: target" in schema.read_text(encoding="utf-8")
 
 
+@pytest.mark.answers
 def test_ingest_train_models_from_the_command_line(project: Project) -> None:
     config = str(project.root / "configs" / "project.yaml")
     ingested = runner.invoke(app, ["ingest", "-c", config])
@@ -107,6 +109,7 @@ def test_every_command_is_covered_below() -> None:
             assert set(command.commands) == {ARGUMENTS[name][0]}, name
 
 
+@pytest.mark.answers
 @pytest.mark.parametrize("command", sorted(BREAK_POINTS))
 def test_an_unexpected_failure_in_any_command_exits_2_in_one_line(
     command: str, project: Project, monkeypatch: pytest.MonkeyPatch
@@ -125,6 +128,7 @@ def test_an_unexpected_failure_in_any_command_exits_2_in_one_line(
     assert "Traceback" in verbose.output
 
 
+@pytest.mark.answers
 def test_an_expected_failure_names_its_cause_without_unexpected(project: Project) -> None:
     result = runner.invoke(app, ["models", "-c", str(project.root / "missing.yaml")])
     assert result.exit_code == 2

@@ -16,12 +16,14 @@ def _config() -> dict[str, object]:
     return loaded
 
 
+@pytest.mark.answers
 def test_the_shipped_config_is_valid() -> None:
     project = load_project(ROOT / "configs" / "project.yaml")
     assert project.root == ROOT
     assert project.config.tracking.registered_model == "{{ cookiecutter.project_slug }}"
 
 
+@pytest.mark.answers
 def test_an_unknown_key_is_refused_by_name() -> None:
     config = _config()
     config["train"] = {**config["train"], "primary_metrc": "x"}  # type: ignore[dict-item]
@@ -29,6 +31,7 @@ def test_an_unknown_key_is_refused_by_name() -> None:
         parse_config(config)
 
 
+@pytest.mark.answers
 def test_a_renamed_key_names_its_new_name() -> None:
     config = _config()
     config["serve"] = {**config["serve"], "reload_seconds": 5}  # type: ignore[dict-item]
@@ -36,6 +39,7 @@ def test_a_renamed_key_names_its_new_name() -> None:
         parse_config(config)
 
 
+@pytest.mark.answers
 def test_a_metric_of_the_other_task_is_refused() -> None:
     config = _config()
     wrong = "rmse" if config["train"]["task"] == "binary_classification" else "roc_auc"  # type: ignore[index]
@@ -44,6 +48,7 @@ def test_a_metric_of_the_other_task_is_refused() -> None:
         parse_config(config)
 
 
+@pytest.mark.answers
 def test_a_bad_value_names_its_field() -> None:
     config = _config()
     config["data"] = {"source": {"kind": "demo", "rows": -1}}
@@ -61,6 +66,7 @@ def test_missing_and_malformed_files_say_so(tmp_path: Path) -> None:
         load_project(broken)
 
 
+@pytest.mark.answers
 def test_the_tracking_uri_defaults_to_the_project_store_and_can_be_overridden(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,6 +11,8 @@ from {{ cookiecutter.package_name }}.conventions import check
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:

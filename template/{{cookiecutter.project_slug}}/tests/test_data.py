@@ -30,6 +30,8 @@ from {{ cookiecutter.package_name }}.data import (
 
 from .conftest import ROOT, MakeProject
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 TASK: Task = load_project(ROOT / "configs" / "project.yaml").config.train.task
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

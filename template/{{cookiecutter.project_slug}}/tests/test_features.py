@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Task, load_project
 from {{ cookiecutter.package_name }}.data import demo_schema, generate_demo
 from {{ cookiecutter.package_name }}.features import build_feature_pipeline, model_input
 
 from .conftest import ROOT
+
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
 
 TASK: Task = load_project(ROOT / "configs" / "project.yaml").config.train.task
 

@@ -11,6 +11,8 @@ from {{ cookiecutter.package_name }}.config import Project, ProjectConfig
 from {{ cookiecutter.package_name }}.metrics import METRICS
 from {{ cookiecutter.package_name }}.promote import Evidence, Measured, Outcome, decide, stats
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 
 def _config(project: Project, **promotion: Any) -> ProjectConfig:
     policy = project.config.promotion.model_copy(update=promotion)

@@ -40,6 +40,8 @@ from {{ cookiecutter.package_name }}.serve.batch import _chunks
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 TASK: Task = load_project(ROOT / "configs" / "project.yaml").config.train.task
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 runner = CliRunner()

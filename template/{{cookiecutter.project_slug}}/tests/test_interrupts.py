@@ -28,6 +28,8 @@ from {{ cookiecutter.package_name }}.train import train
 
 from .conftest import ROOT, first_champion, write_project
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 FAMILY = load_project(ROOT / "configs" / "project.yaml").config.train.model_family
 # Real training, but 30 boosting rounds instead of 100: the cases below retrain a dozen times.

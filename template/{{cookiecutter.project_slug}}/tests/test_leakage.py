@@ -37,6 +37,8 @@ from {{ cookiecutter.package_name }}.train import LeakageError, LeakageReport, c
 
 from .conftest import ROOT, write_project
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 CLASSIFY: Task = "binary_classification"
 ROWS = 600
 TASK = load_project(ROOT / "configs" / "project.yaml").config.train.task

@@ -19,6 +19,8 @@ from {{ cookiecutter.package_name }}.train import train
 
 from .conftest import champion_version, first_champion, write_project
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 LATER = date(2025, 4, 1)
 
 

@@ -56,6 +56,7 @@ def _log(project: Project, accuracy: dict[str, float], per_variant: int) -> None
     assert log.append_feedback(feedback) == len(feedback)
 
 
+@pytest.mark.answers
 def test_the_log_joins_late_labels_across_days(project: Project) -> None:
     _log(project, {"champion": 0.8, "challenger": 0.8}, per_variant=50)
     frame = PredictionLog(project.prediction_log_url).read()
@@ -65,6 +66,7 @@ def test_the_log_joins_late_labels_across_days(project: Project) -> None:
     assert len(later) == 20
 
 
+@pytest.mark.answers
 @pytest.mark.parametrize(
     ("accuracy", "per_variant", "expected"),
     [

@@ -66,6 +66,7 @@ def _cli(project: Project, *args: str) -> tuple[int, str]:
 
 
 # 1. No id column: rows are keyed by their features, and duplicates are found on that key.
+@pytest.mark.answers
 def test_a_table_without_an_id_gets_row_keys_and_its_duplicates_found(project: Project) -> None:
     task = project.config.train.task
     schema = _without_id(task).for_task(task)
@@ -80,6 +81,7 @@ def test_a_table_without_an_id_gets_row_keys_and_its_duplicates_found(project: P
 
 
 # 7. A binary label outside the declared classes is quarantined, with its reason.
+@pytest.mark.answers
 def test_labels_outside_the_targets_domain_are_quarantined(project: Project) -> None:
     if project.config.train.task != "binary_classification":
         pytest.skip("binary labels: the project is a regressor")
@@ -110,6 +112,7 @@ def test_string_classes_become_zero_and_one_with_the_positive_named() -> None:
     assert (numeric.label(0), numeric.label(1.0), numeric.label("1")) == (1.0, 0.0, 0.0)
 
 
+@pytest.mark.answers
 def test_a_retrain_stopped_by_bad_labels_still_writes_its_record(project: Project) -> None:
     frame = _demo(project, 300)
     frame[frame.columns[-1]] = "garbage"  # every label unusable
@@ -121,6 +124,7 @@ def test_a_retrain_stopped_by_bad_labels_still_writes_its_record(project: Projec
 
 
 # 4. A table sorted by label leaves a split one-sided: ingest says so, with the counts.
+@pytest.mark.answers
 def test_a_one_sided_split_is_refused_at_ingest_with_the_counts(project: Project) -> None:
     task = project.config.train.task
     frame = _demo(project, 1_500).sort_values("event_time").reset_index(drop=True)
@@ -137,6 +141,7 @@ def test_a_one_sided_split_is_refused_at_ingest_with_the_counts(project: Project
 
 
 # 6. Columns the schema leaves out are listed, not silently ignored.
+@pytest.mark.answers
 def test_columns_the_schema_leaves_out_are_listed_at_ingest(project: Project) -> None:
     frame = _demo(project).assign(notes="free text", internal_score=1.0)
     extra = _file_project(project, frame, demo_schema(project.config.train.task))
@@ -147,6 +152,7 @@ def test_columns_the_schema_leaves_out_are_listed_at_ingest(project: Project) ->
 
 
 # 11. A holdout too small for the gate ever to promote is announced at ingest, with the numbers.
+@pytest.mark.answers
 def test_ingest_warns_when_the_holdout_can_never_pass_the_gate(project: Project) -> None:
     small = write_project(project.root, {"promotion": {"min_holdout_rows": 1_000}}, rows=2_000)
     result = ingest(small, now=NOW)
@@ -159,6 +165,7 @@ def test_ingest_warns_when_the_holdout_can_never_pass_the_gate(project: Project)
     assert "warning: the holdout has" in output
 
 
+@pytest.mark.answers
 def test_the_decision_record_gives_the_minimum_detectable_effect(project: Project) -> None:
     ingest(project, now=NOW)
     first_champion(project)
@@ -172,6 +179,7 @@ def test_the_decision_record_gives_the_minimum_detectable_effect(project: Projec
 
 
 # 12. Monitoring names the reference it compares with.
+@pytest.mark.answers
 def test_monitor_names_its_reference(project: Project) -> None:
     ingest(project, now=NOW)
     first_champion(project)
@@ -190,6 +198,7 @@ def test_monitor_names_its_reference(project: Project) -> None:
 
 
 # 13. The root comes from the project's own files; absolute paths in the config work.
+@pytest.mark.answers
 def test_a_config_elsewhere_and_an_absolute_reports_dir_work(
     project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -234,6 +243,7 @@ def test_decision_records_read_as_prose_and_tables(tmp_path: Path) -> None:
 
 # 8 and 9. The service refuses a label outside the target's domain and a timestamp that is not
 # one, naming the field; an integer id is an id.
+@pytest.mark.answers
 def test_the_service_checks_labels_timestamps_and_ids(project: Project) -> None:
     served = write_project(project.root, {"serve": {"flush_seconds": 0.1}})
     ingest(served, now=NOW)
@@ -258,6 +268,7 @@ def test_the_service_checks_labels_timestamps_and_ids(project: Project) -> None:
 
 
 # 2. The schema file's format is documented in the project itself, every key of it.
+@pytest.mark.answers
 def test_the_project_documents_every_key_of_the_schema_file() -> None:
     guide = (ROOT / "docs" / "data.md").read_text(encoding="utf-8")
     assert [key for key in ColumnSpec.model_fields if f"`{key}`" not in guide] == []
@@ -265,6 +276,7 @@ def test_the_project_documents_every_key_of_the_schema_file() -> None:
 
 
 # 3 and 11. Every minimum names its setting and the file it is set in.
+@pytest.mark.answers
 def test_the_window_and_sample_minimums_name_their_settings(project: Project) -> None:
     ingest(project, now=NOW)
     first_champion(project)

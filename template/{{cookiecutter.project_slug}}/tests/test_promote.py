@@ -16,6 +16,8 @@ from {{ cookiecutter.package_name }}.train import train
 
 from .conftest import MakeProject, first_champion, write_project
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 
 def _aliases(project: Project) -> dict[str, str | None]:
     held = Store.open(project).aliases()

@@ -27,7 +27,7 @@ from {{ cookiecutter.package_name }}.store import Store
 
 from .conftest import ROOT, file_source, running, write_project
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.answers]
 runner = CliRunner()
 TASK = load_project(ROOT / "configs" / "project.yaml").config.train.task
 TARGET = "diagnosis" if TASK == "binary_classification" else "progression"

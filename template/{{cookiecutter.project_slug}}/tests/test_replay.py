@@ -13,6 +13,8 @@ from {{ cookiecutter.package_name }}.serve import replay
 
 from .conftest import first_champion, running, write_project
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 
 @pytest.fixture
 def served(tmp_path: Path) -> Project:

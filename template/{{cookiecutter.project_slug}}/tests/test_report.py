@@ -34,6 +34,8 @@ from {{ cookiecutter.package_name }}.store import Store
 
 from .conftest import first_champion, write_project
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 LATER = date(2025, 4, 1)
 SECTIONS = {"versions", "metric-over-time", "drift", "gate", "decisions"}
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -36,6 +36,8 @@ from {{ cookiecutter.package_name }}.train.training import fit_model
 
 from .conftest import write_project
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 FAMILIES: list[ModelFamily] = ["hist_gradient_boosting", "linear", "baseline"]
 CALIBRATIONS = ["sigmoid", "isotonic", "none"]
 

@@ -34,6 +34,8 @@ from {{ cookiecutter.package_name }}.train import train
 from .conftest import first_champion, free_port, running, write_project
 from .test_prediction_log import locked
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 FAST = {
     "registry_poll_seconds": 0.2,
     "flush_seconds": 0.1,

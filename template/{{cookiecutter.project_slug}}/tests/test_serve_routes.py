@@ -27,6 +27,8 @@ from {{ cookiecutter.package_name }}.store import CHAMPION, Store
 from .conftest import write_project
 from .test_serve import FAST, _rows, _trained
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Project:

@@ -69,6 +69,7 @@ def _demo_rows(project: Project, rows: int = 400) -> pd.DataFrame:
     return generate_demo(DemoSourceConfig(rows=rows), project.config.train.task)
 
 
+@pytest.mark.answers
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_a_file_reads_the_same_from_a_path_a_memory_url_and_a_file_url(
     project: Project, memory: str, suffix: str
@@ -87,6 +88,7 @@ def test_a_file_reads_the_same_from_a_path_a_memory_url_and_a_file_url(
     assert description == f"file({in_memory})"
 
 
+@pytest.mark.answers
 def test_schema_infer_reads_a_url(project: Project, memory: str) -> None:
     local = project.root / "events.csv"
     write_table(_demo_rows(project), local)
@@ -109,6 +111,7 @@ def test_a_url_keeps_its_double_slash_and_its_suffix_is_checked() -> None:
         FileSourceConfig(path="gs://bucket/events.json", schema_path=Path("s.yaml"))
 
 
+@pytest.mark.answers
 def test_the_delimiter_is_detected_and_checked_through_a_url(project: Project, memory: str) -> None:
     local = project.root / "semicolons.csv"
     _demo_rows(project).to_csv(local, sep=";", index=False)
@@ -232,6 +235,7 @@ def database(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     return path
 
 
+@pytest.mark.answers
 def test_ingest_reads_typed_rows_from_sql_and_quarantines_the_bad_ones_with_reasons(
     project: Project, database: Path
 ) -> None:
@@ -274,6 +278,7 @@ def test_ingest_reads_typed_rows_from_sql_and_quarantines_the_bad_ones_with_reas
     assert valid_times["event_time"].max() <= expected.max()
 
 
+@pytest.mark.answers
 @pytest.mark.usefixtures("database")
 def test_the_cli_ingests_a_sql_source(project: Project) -> None:
     project = _sql_project(project)
@@ -282,6 +287,7 @@ def test_the_cli_ingests_a_sql_source(project: Project) -> None:
     assert "rows quarantined" in " ".join(result.output.split())
 
 
+@pytest.mark.answers
 def test_a_missing_url_variable_is_named_with_its_setting(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -301,6 +307,7 @@ def test_a_missing_url_variable_is_named_with_its_setting(
     assert "s3cret" not in str(unparsable.value)
 
 
+@pytest.mark.answers
 def test_a_failing_query_names_the_database_and_its_own_error(
     project: Project, database: Path
 ) -> None:
@@ -315,6 +322,7 @@ def test_a_failing_query_names_the_database_and_its_own_error(
     assert "no such table: no_such_table" in code.output
 
 
+@pytest.mark.answers
 def test_an_unreachable_database_is_a_data_error(
     project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

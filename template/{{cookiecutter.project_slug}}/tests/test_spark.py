@@ -29,7 +29,7 @@ from {{ cookiecutter.package_name }}.serve.spark import SparkUnavailableError, r
 from .conftest import first_champion, write_project
 
 pytest.importorskip("pyspark", reason="the spark extra is not installed: `nox -s spark` runs these")
-pytestmark = [pytest.mark.spark, pytest.mark.e2e]
+pytestmark = [pytest.mark.spark, pytest.mark.e2e, pytest.mark.answers]
 runner = CliRunner()
 PLANTED_ROW = 7  # a row whose first numeric feature is text: both engines must quarantine it
 

@@ -21,6 +21,8 @@ from {{ cookiecutter.package_name }}.train import TrainingError, train
 
 from .conftest import MakeProject, champion_version, first_champion
 
+pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+
 
 @pytest.mark.e2e
 def test_train_registers_a_challenger_and_only_the_gate_makes_it_champion(
