@@ -9,6 +9,34 @@ import pytest
 
 from helpers import OPTION_SETS, OptionSet, render
 
+# The slow tests' files, longest first: pytest-xdist hands work out in collection order, so the
+# long tests start at once and the short ones fill the gaps, instead of one worker finishing a
+# long test alone at the end.
+LONGEST_FIRST = [
+    "test_pipeline.py",
+    "test_update.py",
+    "test_shared_backends.py",
+    "test_demo.py",
+    "test_reliability.py",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--full-matrix",
+        action="store_true",
+        help="every slow option set runs its generated project's whole suite, lint and type check "
+        "(by default only the first does; the others run what their answers change)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file is kept
+
 
 @dataclass(frozen=True)
 class Rendered:

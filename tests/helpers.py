@@ -96,7 +96,10 @@ OPTION_SETS: list[OptionSet] = [
     ),
 ]
 
-# Rendered by the slow tests, whose generated projects run their own nox sessions for real.
+# Rendered by the slow tests, whose generated projects run their own nox sessions for real: the
+# first runs the generated project's whole suite, lint and type check; the others run only what
+# their answers change (`nox -s tests -- -m answers`, and lint and type check when their Python
+# differs), unless pytest is given --full-matrix (the template's GitHub workflow does).
 SLOW_OPTION_SETS: list[OptionSet] = [
     OptionSet("default", {}),
     OptionSet(

@@ -2,6 +2,12 @@
 
 They install the generated project's dependencies with uv (from PyPI, through uv's shared
 cache) and take minutes. Run only these with `pytest -m slow`, skip them with `-m "not slow"`.
+
+Every promise is tested once: the first option set runs the generated project's whole suite, its
+lint and type check; the others run the generated tests that their answers can change
+(`-m answers`: the generated project's tests/answers.py fails any test that reads a file the
+answers shape without that marker), and lint and type check only when their rendered Python
+differs from the first's. `--full-matrix` runs everything for every option set.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ pytestmark = pytest.mark.slow
 
 # One `nox` invocation of a generated project; generous for a cold uv cache on 2 cores.
 NOX_TIMEOUT = 30 * 60
-SESSIONS = ["lint", "typecheck", "tests", "pipeline"]
+FULL_SUITE = SLOW_OPTION_SETS[0]
+# What lint (ruff) and typecheck (mypy) read: equal files, equal verdicts.
+LINT_INPUTS = ("*.py", "*.pyi", "pyproject.toml")
 # Option sets whose projects also run `nox -s spark` (the Spark engine against the pandas one):
 # both tasks. It installs PySpark (about 480 MB, once per run through uv's cache) and needs Java.
 SPARK_OPTION_SETS = {"default", "regression-linear"}
@@ -40,12 +48,28 @@ def assert_committed(project: Path) -> None:
     assert status == "", status
 
 
-def build(option: OptionSet, base: Path) -> Path:
-    """Render (the copy task commits it), write the data file if it reads one, run every session."""
+def lint_inputs(project: Path) -> dict[str, bytes]:
+    """The files lint and typecheck read, by path relative to the project."""
+    return {
+        path.relative_to(project).as_posix(): path.read_bytes()
+        for pattern in LINT_INPUTS
+        for path in project.rglob(pattern)
+        if ".git" not in path.relative_to(project).parts
+    }
+
+
+def build(option: OptionSet, base: Path, *, full: bool) -> Path:
+    """Render (the copy task commits it), write the data file if it reads one, run its sessions:
+    all of them when `full`, else what the answers change (see the module's docstring)."""
     project = render(base / option.answers["project_slug"], option.data)
     assert_committed(project)
     log = base / "nox.log"
     answers = option.answers
+    checks = ["lint", "typecheck"]
+    if not full:
+        first = render(base / "first-option-set" / "project", FULL_SUITE.data)
+        if lint_inputs(project) == lint_inputs(first):
+            checks = []  # the first option set lints and type-checks these very files
     if answers["data_source"] == "file":
         # The file source needs a data file and its schema: the project's CLI writes the demo
         # data in that form (`demo-data` session).
@@ -65,22 +89,30 @@ def build(option: OptionSet, base: Path) -> Path:
         )
         assert (project / answers["data_path"]).is_file()
         assert (project / answers["schema_path"]).is_file()
-    sessions = [*SESSIONS, *(["spark"] if option.id in SPARK_OPTION_SETS else [])]
-    run_logged(nox_command("-s", *sessions), cwd=project, log=log, timeout=NOX_TIMEOUT)
+    # The full run checks that every test that reads a file the answers shape says so.
+    selection = ["--", "--check-answers"] if full else ["--", "-m", "answers"]
+    run_logged(
+        nox_command("-s", *checks, "tests", *selection), cwd=project, log=log, timeout=NOX_TIMEOUT
+    )
+    rest = ["pipeline", *(["spark"] if option.id in SPARK_OPTION_SETS else [])]
+    run_logged(nox_command("-s", *rest), cwd=project, log=log, timeout=NOX_TIMEOUT)
     return project
 
 
 @pytest.fixture(scope="session")
 def built_project(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Callable[[OptionSet], Path]:
-    """Build each option set's project once per session, on first use (failures too)."""
+    """Build each option set's project once per session, on first use (failures too). Tests of
+    one project share an xdist group, so that they run in the worker that built it."""
     cache: dict[str, Path | AssertionError] = {}
+    full_matrix = bool(pytestconfig.getoption("full_matrix"))
 
     def get(option: OptionSet) -> Path:
         if option.id not in cache:
+            base = tmp_path_factory.mktemp(f"project-{option.id}")
             try:
-                cache[option.id] = build(option, tmp_path_factory.mktemp(f"project-{option.id}"))
+                cache[option.id] = build(option, base, full=full_matrix or option == FULL_SUITE)
             except AssertionError as error:
                 cache[option.id] = error
         built = cache[option.id]
@@ -130,7 +162,16 @@ def locations_mentioning(store: Path, text: str) -> list[str]:
     return hits
 
 
-@pytest.mark.parametrize("option", SLOW_OPTION_SETS, ids=[o.id for o in SLOW_OPTION_SETS])
+# Each option set as a parameter whose tests run in the xdist worker that builds its project.
+BUILT = {
+    option.id: pytest.param(
+        option, id=option.id, marks=pytest.mark.xdist_group(f"project-{option.id}")
+    )
+    for option in SLOW_OPTION_SETS
+}
+
+
+@pytest.mark.parametrize("option", list(BUILT.values()))
 def test_generated_project_sessions_pass(
     built_project: Callable[[OptionSet], Path], option: OptionSet
 ) -> None:
@@ -148,7 +189,7 @@ def test_generated_project_sessions_pass(
 
 
 # Parametrized so that `-k <option id>` (one CI job per option set) selects it too.
-@pytest.mark.parametrize("option", SLOW_OPTION_SETS[:1], ids=[SLOW_OPTION_SETS[0].id])
+@pytest.mark.parametrize("option", [BUILT[FULL_SUITE.id]])
 def test_project_folder_can_move(
     built_project: Callable[[OptionSet], Path], option: OptionSet, tmp_path: Path
 ) -> None:

@@ -30,7 +30,7 @@ WORKFLOWS = Path(".github") / "workflows"
 
 # Import names of the generated project's dependencies, keyed by distribution name where the
 # two differ. The package_name validator must refuse all of them.
-IMPORT_NAMES = {"scikit-learn": "sklearn", "pyyaml": "yaml"}
+IMPORT_NAMES = {"scikit-learn": "sklearn", "pyyaml": "yaml", "pytest-xdist": "xdist"}
 
 
 def test_no_unrendered_jinja(rendered: Rendered) -> None:

@@ -130,9 +130,10 @@ def test_the_template_ci_runs_every_test_and_only_real_sessions() -> None:
     assert called <= sessions
     assert {"lint", "tests"} <= called
     # The matrix names every slow option set, and the jobs between them run every test file:
-    # fast tests, test_pipeline.py per option set, and every other slow test.
+    # fast tests, test_pipeline.py per option set (each its whole generated suite), and every
+    # other slow test.
     matrix = workflow["jobs"]["projects"]["strategy"]["matrix"]["option"]
     assert matrix == [option.id for option in SLOW_OPTION_SETS]
     assert 'nox -s tests -- -m "not slow"' in runs
-    assert 'nox -s tests -- tests/test_pipeline.py -k "$OPTION"' in runs
+    assert 'nox -s tests -- tests/test_pipeline.py -k "$OPTION" --full-matrix' in runs
     assert "nox -s tests -- -m slow --ignore tests/test_pipeline.py" in runs
