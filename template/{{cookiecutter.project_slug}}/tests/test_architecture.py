@@ -20,6 +20,7 @@ LAYERS = {
     "files": 0,
     "metrics": 0,
     "predictions": 0,
+    "redaction": 0,
     "store": 0,
     "data": 1,
     "features": 2,

@@ -137,6 +137,18 @@ def test_an_expected_failure_names_its_cause_without_unexpected(project: Project
     assert "unexpected" not in message
 
 
+def test_an_error_message_keeps_its_square_brackets_and_masks_secrets(tmp_path: Path) -> None:
+    """Console markup would eat `[spark]` (as in `pip install -e '.[spark]'`), and an error
+    quotes what it failed on, secrets too."""
+    planted = "hunter2-Xy"
+    missing = tmp_path / "extra[spark]" / f"password={planted}" / "project.yaml"
+    result = runner.invoke(app, ["models", "-c", str(missing)])
+    assert result.exit_code == ExitCode.ERROR, result.output
+    message = "".join(result.output.split())
+    assert "extra[spark]/password=***" in message
+    assert planted not in result.output
+
+
 def test_the_exit_code_table_gives_each_code_one_meaning() -> None:
     assert [int(code) for code in ExitCode] == [0, 1, 2, 3]
     assert OUTCOMES["error"] == ExitCode.ERROR

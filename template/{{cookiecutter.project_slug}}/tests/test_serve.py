@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -28,6 +30,8 @@ from {{ cookiecutter.package_name }}.features import model_input
 from {{ cookiecutter.package_name }}.metrics import predict_scores
 from {{ cookiecutter.package_name }}.predictions import PredictionLog
 from {{ cookiecutter.package_name }}.serve import batch_predict
+from {{ cookiecutter.package_name }}.serve.app import UNMATCHED
+from {{ cookiecutter.package_name }}.serve.prometheus import ServiceMetrics
 from {{ cookiecutter.package_name }}.store import CHAMPION, MODEL_PATH, Store
 from {{ cookiecutter.package_name }}.train import train
 
@@ -214,6 +218,83 @@ def test_health_ready_metadata_and_metrics(served: tuple[Project, httpx.Client])
     assert "# TYPE service_log_rows_pending gauge" in text
     assert "service_log_rows_dropped_total 0\n" in text
     assert "service_log_write_failures_total 0\n" in text
+
+
+# A path that, printed into /metrics as it was requested, would end its label and add a line.
+FORGED_PATH = "/x%22%7D%201%0Afake_metric%7Ba%3D%22b"
+
+
+def test_metrics_count_routes_not_paths_so_nobody_can_forge_or_grow_them(
+    served: tuple[Project, httpx.Client],
+) -> None:
+    project, client = served
+
+    def counted() -> dict[tuple[str, str], float]:
+        """(endpoint, status) -> requests, from /metrics (other tests share this service)."""
+        found = {}
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith("service_requests_total{"):
+                labels, value = line.rsplit(" ", 1)
+                endpoint = labels.split('endpoint="')[1].split('"')[0]
+                found[endpoint, labels.split('status="')[1].split('"')[0]] = float(value)
+        return found
+
+    before = counted()
+    assert client.get(FORGED_PATH).status_code == 404
+    unknown = 300
+    for i in range(unknown):
+        assert client.get(f"/no-such-page/{i}").status_code == 404
+    assert client.post("/metrics").status_code == 405  # a route, with the wrong method
+    over = b"0" * (project.config.serve.max_body_bytes + 1)
+    assert client.post("/predict", content=over).status_code == 413  # refused before routing
+    text = client.get("/metrics").text
+    after = counted()
+
+    assert "fake_metric" not in text
+    routes = set(client.get("/openapi.json").json()["paths"]) | {"/openapi.json", "/docs"}
+    assert {endpoint for endpoint, _ in after} <= routes | {UNMATCHED}
+    grew = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key)}
+    assert grew[UNMATCHED, "404"] == unknown + 1
+    assert grew["/metrics", "405"] == 1
+    assert grew["/predict", "413"] == 1
+    assert len(text) < 20_000, "the page grew with the paths asked for"
+
+
+def _posted(client: httpx.Client, path: str, body: dict[str, Any], field: str, raw: str) -> Any:
+    """POST `body` with `field`'s value written as the raw JSON text `raw` (NaN, 1e400, ...)."""
+    text = json.dumps({**body, field: 0.0}).replace(f'"{field}": 0.0', f'"{field}": {raw}')
+    return client.post(path, content=text, headers={"content-type": "application/json"})
+
+
+def test_non_finite_numbers_and_text_that_is_not_unicode_are_422s_naming_the_field(
+    served: tuple[Project, httpx.Client],
+) -> None:
+    project, client = served
+    schema = project_schema(project)
+    columns = [schema.column(name) for name in schema.feature_columns]
+    number = next(c.name for c in columns if c.role != "categorical" and not c.integer)
+    category = next(c.name for c in columns if c.role == "categorical")
+    row = _rows(project, 1)[0]
+    answer = client.post("/predict", json=row).json()
+    texts = [category] + ([schema.id_column] if schema.id_column else [])
+    cases = [("/predict", row, number, raw) for raw in ("NaN", "Infinity", "-Infinity", "1e400")]
+    cases += [("/predict", row, name, json.dumps("c\ud800")) for name in texts]
+    feedback = {"prediction_id": answer["prediction_id"]}
+    cases += [("/feedback", feedback, "label", raw) for raw in ("NaN", "Infinity", "1e400")]
+    cases += [("/feedback", {"label": 1}, "prediction_id", json.dumps("p\udfff"))]
+    for path, body, field, raw in cases:
+        refused = _posted(client, path, body, field, raw)
+        assert refused.status_code == 422, (path, field, raw, refused.text)
+        assert refused.json()["detail"][0]["loc"] == ["body", field], refused.text
+
+
+def test_a_label_value_cannot_end_its_label_or_its_line() -> None:
+    metrics = ServiceMetrics()
+    metrics.observe_request('a"}\\ 1\nforged{x="', 200)
+    line = next(
+        line for line in metrics.render().splitlines() if line.startswith("service_requests_")
+    )
+    assert line == 'service_requests_total{endpoint="a\\"}\\\\ 1\\nforged{x=\\"",status="200"} 1'
 
 
 def test_the_service_answers_while_its_log_is_locked_and_writes_it_after(
@@ -515,15 +596,19 @@ def tracking_server(project: Project, log: Path) -> Iterator[TrackingServer]:
 
 
 def test_an_unreachable_tracking_server_keeps_the_champion_serving(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The service opens its store once: a tracking server that goes away later is an outage
-    it rides out on the models it holds, saying why in /ready."""
+    it rides out on the models it holds, saying why in /ready, which needs no key: the URI's
+    password is in the client's error, and nowhere in the answer or the log."""
     project = _trained(tmp_path / "outage")
     row = _rows(project, 1)[0]
+    planted = "s3cret-Pw"  # a server without auth ignores the credentials
     with tracking_server(project, tmp_path / "mlflow-server.log") as server:
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
+        credentialed = server.uri.replace("://", f"://admin:{planted}@", 1)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", credentialed)
+        caplog.set_level(logging.WARNING)
         with running(project) as client:
             assert client.get("/ready").json()["models"] == {"champion": "1"}
             assert client.post("/predict", json=row).json()["model_version"] == "1"
@@ -533,3 +618,7 @@ def test_an_unreachable_tracking_server_keeps_the_champion_serving(
             assert ready.status_code == 200
             assert ready.json()["models"] == {"champion": "1"}
             assert client.post("/predict", json=row).json()["model_version"] == "1"
+    assert "admin:***@127.0.0.1" in ready.json()["registry_error"], ready.text
+    assert planted not in ready.text
+    assert "keeping the models in service" in caplog.text
+    assert planted not in caplog.text

@@ -10,7 +10,6 @@ and stop first when it is missing.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +21,7 @@ from .config import (
     Project,
     SqlSourceConfig,
 )
+from .redaction import redact
 
 Role = Literal["tracking", "log", "data"]
 ROLES: tuple[Role, ...] = ("tracking", "log", "data")
@@ -40,13 +40,9 @@ class Backend:
         return "shared" if self.shared else "local"
 
 
-# `scheme://user:password@host/...`: the password part, hidden wherever a location is shown.
-URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
-
-
 def without_password(location: str) -> str:
     """A location fit for messages, logs and manifests: `scheme://user:***@host/...`."""
-    return URL_PASSWORD.sub(r"\1***@", location)
+    return redact(location)
 
 
 def _from_env(name: str) -> str | None:

@@ -83,12 +83,21 @@ def options(
     ] = False,
 ) -> None:
     """Train, gate, serve and monitor the project's models."""
+    from .redaction import redact_logs
+
+    redact_logs()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def fail(message: str) -> NoReturn:
-    console().print(f"[red]error:[/red] {message}", highlight=False)
+    """The message in one line, its secrets masked and its square brackets shown as written
+    (console markup would swallow `[spark]` in `pip install -e '.[spark]'`)."""
+    from rich.markup import escape
+
+    from .redaction import redact
+
+    console().print(f"[red]error:[/red] {escape(redact(message))}", highlight=False)
     raise typer.Exit(code=ExitCode.ERROR)
 
 

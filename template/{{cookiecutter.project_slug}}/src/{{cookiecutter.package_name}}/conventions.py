@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from .config import GOVERNANCE, ConfigError, load_governance, load_project
+from .redaction import CREDENTIAL_WORDS
 
 REQUIRED = (
     "configs/project.yaml",
@@ -131,7 +132,7 @@ def no_large_files(root: Path) -> list[str]:
 # Credentials: a URL's password, an assignment to a secret-sounding name, a private key, an AWS
 # access key id. The values are matched only to be judged, and never appear in a message.
 URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]*:(?P<value>[^\s@/'\"]*)@", re.I)
-CREDENTIAL_NAME = r"[\w.-]*(?:password|passwd|api[_-]?key|apikey|secret|token)"
+CREDENTIAL_NAME = rf"[\w.-]*(?:{CREDENTIAL_WORDS})"
 SECRET_ASSIGNMENT = re.compile(
     r"""(?<![\w.$-])(?<!\$\{)["']?"""
     + CREDENTIAL_NAME

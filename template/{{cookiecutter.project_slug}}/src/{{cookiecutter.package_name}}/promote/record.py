@@ -17,6 +17,7 @@ from typing import Any
 from .. import exit_codes
 from ..config import Project
 from ..files import written_whole
+from ..redaction import redact_all
 from ..store import Run, Store
 
 
@@ -124,7 +125,7 @@ def write_record(directory: Path, record: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = directory / f"{stamp}-{record['kind']}.json"
-    clean = _clean(record)
+    clean = redact_all(_clean(record))  # a reason can quote an error, and the error a URL
     # Each written whole: CI never reads half a record, however a run ends.
     with written_whole(path.with_suffix(".md")) as partial:
         partial.write_text(_markdown(clean), encoding="utf-8")

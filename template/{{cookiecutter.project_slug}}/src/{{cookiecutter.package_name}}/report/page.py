@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from ..config import Project
 from ..files import written_whole
 from ..metrics import MIN_SLICE_ROWS
+from ..redaction import redact
 from ..store import CHAMPION
 from . import figures
 from .artifacts import (
@@ -208,7 +209,7 @@ def write_report(project: Project, out: Path | None = None) -> LoopPage:
     ]
     page.parent.mkdir(parents=True, exist_ok=True)
     with written_whole(page) as partial:
-        partial.write_text(_document(project, result, sections), encoding="utf-8")
+        partial.write_text(redact(_document(project, result, sections)), encoding="utf-8")
     return result
 
 

@@ -14,12 +14,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Project
-from .routes import build_router
+from ..redaction import redact_logs
+from .routes import build_router, validation_refused
 from .schemas import RequestModels
 from .state import ServiceState
 
@@ -32,6 +34,7 @@ def create_app(project: Project) -> FastAPI:
     app = FastAPI(title=state.model_name, lifespan=lifespan)
     app.state.service = state
     app.add_middleware(LimitAndCount)
+    app.add_exception_handler(RequestValidationError, validation_refused)
     app.include_router(
         build_router(RequestModels.for_schema(state.schema, state.settings.max_batch_rows))
     )
@@ -42,6 +45,7 @@ def run_server(project: Project, host: str | None = None, port: int | None = Non
     """Serve with uvicorn until interrupted; the log buffer is flushed on shutdown."""
     import uvicorn
 
+    redact_logs()
     settings = project.config.serve
     uvicorn.run(
         create_app(project),
@@ -127,4 +131,19 @@ class LimitAndCount:
             else:
                 await self.app(scope, receive, counted)
         finally:
-            state.metrics.observe_request(scope["path"], status)
+            state.metrics.observe_request(route_label(scope), status)
+
+
+# The label of requests that match no route: one series for every unknown path, however many.
+UNMATCHED = "unmatched"
+
+
+def route_label(scope: Scope) -> str:
+    """The template of the route a request went to (`/predict`), never its raw path: a path is
+    the client's text, and counting by it would let anyone add series to /metrics, or lines.
+    A request refused before routing (413, 411) counts under its path only when that is an API
+    route's own (the API's paths are a fixed set)."""
+    if (route := scope.get("route")) is not None:
+        return str(route.path)
+    path = scope["path"]
+    return str(path) if path in scope["app"].openapi()["paths"] else UNMATCHED

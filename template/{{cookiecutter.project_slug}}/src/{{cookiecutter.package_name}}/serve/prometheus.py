@@ -1,4 +1,11 @@
-"""Prometheus metrics in the text exposition format, held per app instance (no global registry)."""
+"""Prometheus metrics in the text exposition format, held per app instance (no global registry).
+
+Written by hand rather than with prometheus_client: a dozen series, updated only on the event
+loop thread, need neither its locks nor its process-wide registry. What that library would
+otherwise guarantee is kept here: every label value is escaped (`_escape`), and every label comes
+from a bounded set (request counts are labelled by the matched route's template, never by the
+requested path: see `app.route_label`).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,14 @@ from dataclasses import dataclass
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
+def _escape(value: object) -> str:
+    """A label value as the exposition format quotes it: backslash, double quote and line feed
+    escaped, so that no value can end its label or its line."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def _sample(name: str, value: float, **labels: object) -> str:
-    rendered = ",".join(f'{key}="{label}"' for key, label in labels.items())
+    rendered = ",".join(f'{key}="{_escape(label)}"' for key, label in labels.items())
     return f"{name}{'{' + rendered + '}' if rendered else ''} {value}"
 
 

@@ -21,6 +21,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from ..config import Project
 from ..data import project_schema
+from ..redaction import redact
 from ..scoring import COMPILED, Scorer, load_scorer
 from ..store import CHALLENGER, CHAMPION, Store, load_model
 
@@ -135,7 +136,9 @@ class ServedModels:
             models.pop(CHALLENGER)
         changed = _versions(models) != _versions(self.models)
         self.models = models
-        self.last_error = "; ".join(errors)[:MAX_ERROR_CHARS] or None
+        # An error names what it failed on, a tracking URI's password too: masked before it is
+        # logged or answered by /ready, which needs no key.
+        self.last_error = redact("; ".join(errors))[:MAX_ERROR_CHARS] or None
         self.last_checked = datetime.now(UTC)
         if self.last_error:
             log.warning("keeping the models in service: %s", self.last_error)

@@ -9,11 +9,14 @@ signature with the real model, so validation, 422 answers and the API schema all
 from __future__ import annotations
 
 import inspect
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
@@ -30,6 +33,28 @@ REFUSALS = {
     413: "The body is over serve.max_body_bytes",
     503: "No model is loaded for the request's variant",
 }
+
+
+def json_safe(value: Any) -> Any:
+    """`value` as JSON can carry it: a non-finite number as its text (`nan`, `inf`), and text
+    that is not valid Unicode (a lone surrogate) with the offending code points escaped."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {json_safe(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
+async def validation_refused(request: Request, error: Exception) -> JSONResponse:  # noqa: ARG001
+    """The 422 of a body that fails validation, naming each field whatever the input held.
+    FastAPI's own answer echoes the input, so a NaN, `1e400` or a lone surrogate in it made
+    the answer itself fail to encode, as a 500."""
+    errors = error.errors() if isinstance(error, RequestValidationError) else []
+    return JSONResponse({"detail": json_safe(jsonable_encoder(errors))}, status_code=422)
 
 
 def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -49,7 +49,20 @@ def _id_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-ENTITY_ID = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=256)]
+def _unicode_text(value: str) -> str:
+    """JSON can spell text that is not Unicode (a lone surrogate, "\\ud800"): no database can
+    store it, so a prediction with it would be answered and then lost from the log."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode text (a lone surrogate)") from None
+    return value
+
+
+UNICODE_TEXT = AfterValidator(_unicode_text)
+ENTITY_ID = Annotated[
+    str, BeforeValidator(_id_text), Field(min_length=1, max_length=256), UNICODE_TEXT
+]
 
 
 def request_row_model(schema: DataSchema) -> type[BaseModel]:
@@ -134,7 +147,7 @@ def feedback_model(target: ColumnSpec) -> type[BaseModel]:
     return create_model(
         "Feedback",
         __config__=ConfigDict(extra="forbid"),
-        prediction_id=(str, Field(min_length=1, max_length=64)),
+        prediction_id=(Annotated[str, UNICODE_TEXT], Field(min_length=1, max_length=64)),
         label=(Annotated[kind, _label_of(target)], Field(description=target.description)),
     )
 
