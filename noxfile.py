@@ -31,8 +31,11 @@ PROJECT_ENV: dict[str, str | None] = {
 }
 
 
-# pytest-xdist on every core: tests that share a built project form one group (`loadgroup`), and
-# the collection order (the slow files first, tests/conftest.py) is the order work is handed out.
+# pytest-xdist on every core. `loadgroup` with no group marks hands out one test at a time (each
+# worker holds its current test and one more), in collection order: the slow files first
+# (tests/conftest.py), so the long tests start at once and the short ones fill the gaps. No test
+# may rely on running in the worker of another: pytest 9.2 ignores the node id that xdist 3.8
+# rewrites to group tests, so `xdist_group` marks would be silently dropped.
 PARALLEL = ["-n", "auto", "--dist", "loadgroup", "--no-loadscope-reorder"]
 # Every process the tests start runs one native thread: with a worker per core, scikit-learn's
 # OpenMP and the BLAS threads would oversubscribe them (the generated suite alone took 307 s

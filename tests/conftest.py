@@ -9,9 +9,9 @@ import pytest
 
 from helpers import OPTION_SETS, OptionSet, render
 
-# The slow tests' files, longest first: pytest-xdist hands work out in collection order, so the
-# long tests start at once and the short ones fill the gaps, instead of one worker finishing a
-# long test alone at the end.
+# The slow tests' files, longest first: pytest-xdist hands tests out one at a time in collection
+# order (noxfile.py), so the long tests start at once and the short ones fill the gaps, instead
+# of one worker finishing a long test alone at the end.
 LONGEST_FIRST = [
     "test_pipeline.py",
     "test_update.py",

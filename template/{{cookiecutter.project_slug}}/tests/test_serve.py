@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import PREDICTION_LOG_URL_ENV, DemoSourceConfig, Project
+from {{ cookiecutter.package_name }}.config import PREDICTION_LOG_URL_ENV, DemoSourceConfig, Project, load_project
 from {{ cookiecutter.package_name }}.data import generate_demo, ingest, project_schema, read_snapshot, write_table
 from {{ cookiecutter.package_name }}.features import model_input
 from {{ cookiecutter.package_name }}.metrics import predict_scores
@@ -482,6 +482,19 @@ def test_the_api_key_is_required_when_configured(
             == 200
         )
         assert client.get("/health").status_code == 200
+        # The API's description is the service's too: behind the key by default.
+        for path in ("/openapi.json", "/docs"):
+            assert client.get(path).status_code == 401, path
+            assert client.get(path, headers={"x-api-key": "s3cret-value"}).status_code == 200
+    for docs, status in (("open", 200), ("off", 404)):
+        config = project.root / "configs" / "project.yaml"
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace("api_docs: with_key", f"api_docs: {docs}"), encoding="utf-8")
+        with running(load_project(config)) as client:
+            assert client.get("/openapi.json").status_code == status, docs
+            assert client.get("/docs").status_code == status, docs
+            assert client.post("/predict", json=row).status_code == 401
+        config.write_text(text, encoding="utf-8")
 
 
 def test_batch_predict_scores_in_chunks_and_quarantines(tmp_path: Path) -> None:

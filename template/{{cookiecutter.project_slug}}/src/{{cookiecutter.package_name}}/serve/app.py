@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Project
 from ..redaction import redact_logs
-from .routes import build_router, validation_refused
+from .routes import build_router, docs_router, validation_refused
 from .schemas import RequestModels
 from .state import ServiceState
 
@@ -31,13 +31,17 @@ log = logging.getLogger(__name__)
 def create_app(project: Project) -> FastAPI:
     """A service for the project's registered model; nothing is loaded until start-up."""
     state = ServiceState(project)
-    app = FastAPI(title=state.model_name, lifespan=lifespan)
+    # The API's own description is served by `docs_router`, behind the key as configured.
+    app = FastAPI(
+        title=state.model_name, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+    )
     app.state.service = state
     app.add_middleware(LimitAndCount)
     app.add_exception_handler(RequestValidationError, validation_refused)
     app.include_router(
         build_router(RequestModels.for_schema(state.schema, state.settings.max_batch_rows))
     )
+    app.include_router(docs_router(app.openapi, state.model_name, state.settings.api_docs))
     return app
 
 

@@ -17,7 +17,8 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from .schemas import BatchPrediction, ErrorDetail, Metadata, Prediction, RequestModels
@@ -170,6 +171,29 @@ class WithBody(Generic[Answer]):
 
     async def __call__(self, body: BaseModel, state: ServiceState) -> Answer:
         return await self.route(body, state)
+
+
+OPENAPI_URL = "/openapi.json"
+
+
+def docs_router(schema: Callable[[], dict[str, Any]], title: str, mode: str) -> APIRouter:
+    """`/openapi.json` and `/docs`. With `with_key` they need X-API-Key whenever the service
+    does, like every route that holds data about the model; `open` serves them to anyone, `off`
+    not at all. Neither is in the API schema itself."""
+    router = APIRouter(include_in_schema=False)
+    if mode == "off":
+        return router
+    keyed = [Depends(authorised)] if mode == "with_key" else []
+
+    async def openapi() -> JSONResponse:
+        return JSONResponse(schema())
+
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{title}: API")
+
+    router.add_api_route(OPENAPI_URL, openapi, methods=["GET"], dependencies=keyed)
+    router.add_api_route("/docs", docs, methods=["GET"], dependencies=keyed)
+    return router
 
 
 def build_router(bodies: RequestModels) -> APIRouter:
