@@ -486,7 +486,7 @@ def test_the_api_key_is_required_when_configured(
         for path in ("/openapi.json", "/docs"):
             assert client.get(path).status_code == 401, path
             assert client.get(path, headers={"x-api-key": "s3cret-value"}).status_code == 200
-    for docs, status in (("open", 200), ("off", 404)):
+    for docs, status in (("open", 200), ("hidden", 404)):
         config = project.root / "configs" / "project.yaml"
         text = config.read_text(encoding="utf-8")
         config.write_text(text.replace("api_docs: with_key", f"api_docs: {docs}"), encoding="utf-8")

@@ -221,10 +221,10 @@ class ServeConfig(Frozen):
     )
     require_api_key: bool = False
     api_key_env: str = Field(default="SERVICE_API_KEY", pattern=ENV_NAME)
-    api_docs: Literal["with_key", "open", "off"] = Field(
+    api_docs: Literal["with_key", "open", "hidden"] = Field(
         default="with_key",
         description="/docs and /openapi.json: behind X-API-Key whenever the service needs one "
-        "(with_key), open to anyone (open), or not served (off)",
+        "(with_key), open to anyone (open), or not served (hidden: `off` would read as false)",
     )
     log_buffer_rows: int = Field(
         default=50_000,

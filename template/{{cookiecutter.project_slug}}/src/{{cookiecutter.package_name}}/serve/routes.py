@@ -178,10 +178,10 @@ OPENAPI_URL = "/openapi.json"
 
 def docs_router(schema: Callable[[], dict[str, Any]], title: str, mode: str) -> APIRouter:
     """`/openapi.json` and `/docs`. With `with_key` they need X-API-Key whenever the service
-    does, like every route that holds data about the model; `open` serves them to anyone, `off`
-    not at all. Neither is in the API schema itself."""
+    does, like every route that holds data about the model; `open` serves them to anyone,
+    `hidden` not at all. Neither is in the API schema itself."""
     router = APIRouter(include_in_schema=False)
-    if mode == "off":
+    if mode == "hidden":
         return router
     keyed = [Depends(authorised)] if mode == "with_key" else []
 
