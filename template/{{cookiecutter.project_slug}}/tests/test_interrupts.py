@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -23,7 +25,7 @@ from {{ cookiecutter.package_name }}.config import Project, load_project
 from {{ cookiecutter.package_name }}.data import ingest, read_snapshot
 from {{ cookiecutter.package_name }}.loop import retrain
 from {{ cookiecutter.package_name }}.promote import Outcome, promote
-from {{ cookiecutter.package_name }}.store import CHAMPION, PREVIOUS_CHAMPION, Store
+from {{ cookiecutter.package_name }}.store import CHAMPION, ENDED_BECAUSE, PREVIOUS_CHAMPION, Store
 from {{ cookiecutter.package_name }}.train import train
 
 from .conftest import ROOT, first_champion, write_project
@@ -272,3 +274,37 @@ def test_a_crash_before_the_gate_is_recorded_and_the_next_run_completes(
     assert json.loads(crashed.record_path.read_text(encoding="utf-8"))["kind"] == "retrain"
     _assert_consistent(project, moved=False)
     assert retrain(project).outcome == Outcome.PROMOTED
+
+
+# A command in its own process: it records a run and is killed (SIGKILL) before ending it.
+KILLED_MID_RUN = """
+import sys, time
+from {{ cookiecutter.package_name }}.config import load_project
+from {{ cookiecutter.package_name }}.store import Store
+
+with Store.open(load_project(sys.argv[1])).run("train") as run:
+    print(run.run_id, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_run_its_killed_process_left_running_is_ended_by_the_next_run(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "orphan")
+    config = project.root / "configs" / "project.yaml"
+    with subprocess.Popen(
+        [sys.executable, "-c", KILLED_MID_RUN, str(config)], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        orphan = child.stdout.readline().strip()
+        child.kill()
+    store = Store.open(project)
+    assert store.client.get_run(orphan).info.status == "RUNNING", "nothing has ended it yet"
+
+    with store.run("monitor") as live:
+        ended = store.client.get_run(orphan)
+        assert ended.info.status == "KILLED"
+        assert "was gone; ended by the next run" in ended.data.tags[ENDED_BECAUSE]
+        # A run whose process is alive (this one) is left alone.
+        assert store.end_orphaned_runs(ended.info.experiment_id) == []
+        assert store.client.get_run(live.run_id).info.status == "RUNNING"
+    assert store.client.get_run(live.run_id).info.status == "FINISHED"

@@ -9,8 +9,11 @@ when the store is opened.
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import shutil
+import socket
 import sqlite3
 import tempfile
 import time
@@ -29,6 +32,22 @@ from mlflow.exceptions import MlflowException
 
 from .config import Project
 from .errors import ProjectError
+
+log = logging.getLogger(__name__)
+# Which machine and process a run belongs to, and why a run was ended for a process it outlived.
+OWNER_HOST, OWNER_PID, ENDED_BECAUSE = "owner.host", "owner.pid", "ended_because"
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (signal 0 only asks)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
+
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -258,10 +277,38 @@ class Store:
         location = self.project.artifact_root.as_uri() if local else None
         return str(self.client.create_experiment(name, artifact_location=location))
 
+    def end_orphaned_runs(self, experiment_id: str) -> list[str]:
+        """End as KILLED the runs this machine's processes left RUNNING when they were killed
+        (SIGKILL, a lost machine, an OOM kill: no `finally` ran), so that no run stays RUNNING
+        forever. A run is judged only on the machine that started it, by its process id; a run
+        of a process still alive, or of another machine, is left alone. Returns the run ids."""
+        host, ended = socket.gethostname(), []
+        running = self.client.search_runs(
+            [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
+        )
+        for found in running:
+            tags = found.data.tags
+            if tags.get(OWNER_HOST) != host or not tags.get(OWNER_PID, "").isdigit():
+                continue
+            if _process_alive(int(tags[OWNER_PID])):
+                continue
+            reason = f"its process {tags[OWNER_PID]} on {host} was gone; ended by the next run"
+            self.client.set_tag(found.info.run_id, ENDED_BECAUSE, reason)
+            self.client.set_terminated(found.info.run_id, "KILLED")
+            ended.append(found.info.run_id)
+        if ended:
+            log.warning("ended %d run(s) left RUNNING by a killed process: %s", len(ended), ended)
+        return ended
+
     @contextmanager
     def run(self, name: str) -> Iterator[Run]:
-        """A run in the project's experiment, ended FINISHED, FAILED or KILLED as the block ends."""
-        started = self.client.create_run(self._experiment_id(), run_name=name)
+        """A run in the project's experiment, ended FINISHED, FAILED or KILLED as the block ends.
+        Tagged with its machine and process, so that the next run can end it as KILLED if the
+        process dies without ending it (`end_orphaned_runs`)."""
+        experiment_id = self._experiment_id()
+        self.end_orphaned_runs(experiment_id)
+        owner = {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid())}
+        started = self.client.create_run(experiment_id, run_name=name, tags=owner)
         run = Run(self.client, started.info.run_id, started.info.artifact_uri)
         try:
             yield run
