@@ -92,8 +92,8 @@ def build(option: OptionSet, base: Path, *, full: bool) -> Path:
     if checks:
         run_logged(nox_command("-s", *checks), cwd=project, log=log, timeout=NOX_TIMEOUT)
     # The full run checks that every test that reads a file the answers shape says so.
-    selection = "--check-answers" if full else "-m answers"
-    tests = nox_command("-s", "tests", "--", *selection.split())
+    selection = ["--check-answers"] if full else ["-m", "answers"]
+    tests = nox_command("-s", "tests", "--", *selection)
     run_logged(tests, cwd=project, log=log, timeout=NOX_TIMEOUT)
     rest = ["pipeline", *(["spark"] if option.id in SPARK_OPTION_SETS else [])]
     run_logged(nox_command("-s", *rest), cwd=project, log=log, timeout=NOX_TIMEOUT)

@@ -127,22 +127,23 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any]) -> Generator[None, 
     return result
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    if not _checking:
-        return (yield)
-    with _Recording() as reads:
-        yield
-    item.stash[_READS] = reads
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+def _reads_of(item: pytest.Item) -> Generator[None, None, None]:
+    """Wrap one phase of `item` (set-up, body): what it reads is added to the item's reads."""
     if not _checking:
         return (yield)
     with _Recording() as reads:
         yield
     item.stash.setdefault(_READS, set()).update(reads)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    return (yield from _reads_of(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    return (yield from _reads_of(item))
 
 
 def answer_files_read(item: pytest.Item) -> set[str]:

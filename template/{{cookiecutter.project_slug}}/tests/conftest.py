@@ -23,7 +23,8 @@ from {{ cookiecutter.package_name }}.serve import create_app
 from {{ cookiecutter.package_name }}.store import CHAMPION, Store
 from {{ cookiecutter.package_name }}.train import TrainResult, train
 
-# Fails a test that reads a file the template's answers shape unless it is marked `answers`.
+# tests.answers: with --check-answers, fails a test that reads a file the template's answers shape
+# unless it is marked `answers`; pytester: tests/test_answers.py runs pytest on made-up tests.
 pytest_plugins = ["tests.answers", "pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
