@@ -52,8 +52,8 @@ def _log(project: Project, accuracy: dict[str, float], per_variant: int) -> None
                 )
             )
             feedback.append(FeedbackRecord(pid, label=label, ts=ts + timedelta(days=1)))
-    assert log.append(predictions) == len(predictions)
-    assert log.append_feedback(feedback) == len(feedback)
+    assert log.append(predictions).rows == len(predictions)
+    assert log.append_feedback(feedback).rows == len(feedback)
 
 
 @pytest.mark.answers

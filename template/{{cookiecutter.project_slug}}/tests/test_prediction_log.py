@@ -111,6 +111,7 @@ def _version_one_by_hand(path: Path) -> None:
                 label DOUBLE NOT NULL);
             INSERT INTO predictions VALUES
                 ('old', 'champion', '2026-01-02 03:04:05.000000', NULL, '1', 1, '{}', 0.5, 1.0);
+            INSERT INTO feedback VALUES ('old', '2026-01-03 00:00:00.000000', 1.0);
             """
         )
 
@@ -131,6 +132,10 @@ def test_an_older_database_gets_the_newer_steps_exactly_once(tmp_path: Path) -> 
     old = replicas[1].read()
     assert list(old["prediction_id"]) == ["old"]
     assert old["ts"].iloc[0] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert list(old["label"]) == [1.0]
+    history = replicas[1].label_history("old")
+    assert list(history["label"]) == [1.0], "the labels stored before start the history"
+    assert history["labelled_by"].isna().all()
 
 
 def test_a_database_from_a_newer_release_is_refused(tmp_path: Path) -> None:
@@ -178,9 +183,9 @@ def test_replicas_starting_together_create_the_schema_once(tmp_path: Path) -> No
 
 def test_the_same_prediction_twice_is_one_row(tmp_path: Path) -> None:
     log = PredictionLog(_url(tmp_path / "predictions.sqlite"))
-    assert log.append([_prediction(1, prediction=0.1)]) == 1
-    assert log.append([_prediction(1, prediction=0.2), _prediction(1, prediction=0.3)]) == 1
-    assert log.append([_prediction(1, variant="challenger", served=False)]) == 1
+    assert log.append([_prediction(1, prediction=0.1)]).rows == 1
+    assert log.append([_prediction(1, prediction=0.2), _prediction(1, prediction=0.3)]).rows == 1
+    assert log.append([_prediction(1, variant="challenger", served=False)]).rows == 1
     log.append_feedback([FeedbackRecord("p1", label=0.0)])
     log.append_feedback([FeedbackRecord("p1", label=1.0)])
     frame = log.read()
@@ -188,6 +193,29 @@ def test_the_same_prediction_twice_is_one_row(tmp_path: Path) -> None:
     champion = frame[frame["variant"] == "champion"].iloc[0]
     assert champion["prediction"] == 0.3, "the last write of a key wins"
     assert set(frame["label"]) == {1.0}
+
+
+def test_a_relabel_replaces_the_label_and_the_history_keeps_every_label(tmp_path: Path) -> None:
+    """The rule: a prediction's label is its latest by time (replicas flush out of order, so
+    not the last to arrive); every label stays in `label_history` with who gave it; a retried
+    write counts no relabel and adds no history."""
+    log = PredictionLog(_url(tmp_path / "predictions.sqlite"))
+    log.append([_prediction(1), _prediction(2)])
+    first = FeedbackRecord("p1", 0.0, ts=START + timedelta(hours=1), labelled_by="job")
+    assert log.append_feedback([first]).relabels == 0
+    second = FeedbackRecord("p1", 1.0, ts=START + timedelta(hours=2), labelled_by="reviewer")
+    late = FeedbackRecord("p1", 0.0, ts=START + timedelta(hours=1, minutes=30), labelled_by="old")
+    both = [second, late, FeedbackRecord("p2", 1.0, ts=START)]
+    assert log.append_feedback(both).relabels == 2
+    assert log.append_feedback(both).relabels == 0, "a retried batch is stored once"
+    labels = log.read().set_index("prediction_id")["label"]
+    assert labels.to_dict() == {"p1": 1.0, "p2": 1.0}, "the latest label by time wins"
+    history = log.label_history("p1")
+    assert list(history["labelled_by"]) == ["job", "old", "reviewer"]
+    assert list(history["label"]) == [0.0, 0.0, 1.0]
+    assert list(history["ts"].dt.tz_convert(UTC)) == [first.ts, late.ts, second.ts]
+    assert log.prune(before=START + timedelta(hours=1, minutes=45)) == 2
+    assert list(log.label_history("p1")["labelled_by"]) == ["reviewer"]
 
 
 def test_read_filters_by_time_in_sql(tmp_path: Path) -> None:

@@ -195,6 +195,39 @@ def test_feedback_joins_its_prediction(served: tuple[Project, httpx.Client]) -> 
     _wait(joined)
 
 
+def _relabels(client: httpx.Client) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("service_feedback_relabels_total "):
+            return float(line.split()[1])
+    raise AssertionError("/metrics has no service_feedback_relabels_total")
+
+
+def test_a_relabel_wins_is_kept_in_the_history_and_counted(
+    served: tuple[Project, httpx.Client],
+) -> None:
+    project, client = served
+    answer = client.post("/predict", json=_rows(project, 1)[0]).json()
+    prediction_id = answer["prediction_id"]
+    classify = project.config.train.task == "binary_classification"
+    first, second = (0.0, 1.0) if classify else (42.0, 41.0)
+    before = _relabels(client)
+    for label, who in ((first, "labelling-job"), (second, "reviewer@example.com")):
+        body = {"prediction_id": prediction_id, "label": label, "labelled_by": who}
+        assert client.post("/feedback", json=body).status_code == 202
+    too_long = {"prediction_id": prediction_id, "label": first, "labelled_by": "x" * 65}
+    refused = client.post("/feedback", json=too_long)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "labelled_by"]
+    log = PredictionLog(project.prediction_log_url)
+    _wait(lambda: len(log.label_history(prediction_id)) == 2)
+    history = log.label_history(prediction_id)
+    assert list(history["label"]) == [first, second]
+    assert list(history["labelled_by"]) == ["labelling-job", "reviewer@example.com"]
+    frame = log.read()
+    assert frame.set_index("prediction_id").loc[prediction_id, "label"] == second, "latest wins"
+    _wait(lambda: _relabels(client) == before + 1)
+
+
 def test_health_ready_metadata_and_metrics(served: tuple[Project, httpx.Client]) -> None:
     project, client = served
     client.post("/predict", json=_rows(project, 1)[0])

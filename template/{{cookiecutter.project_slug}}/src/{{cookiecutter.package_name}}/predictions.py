@@ -76,12 +76,25 @@ class PredictionRecord:
 
 @dataclass(frozen=True)
 class FeedbackRecord:
+    """A prediction's true label. A later label for the same prediction (a relabel) wins, by
+    `ts`, and every label stays in the `label_history` table with who gave it."""
+
     prediction_id: str
     label: float
     ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+    labelled_by: str | None = None
 
 
 LogRecord = PredictionRecord | FeedbackRecord
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one `PredictionLog.write` stored: rows, and how many labels replaced an earlier one
+    (retried rows that were already stored count as neither)."""
+
+    rows: int
+    relabels: int = 0
 
 
 class UtcTimestamp(sa.types.TypeDecorator[datetime]):
@@ -116,15 +129,27 @@ class UtcTimestamp(sa.types.TypeDecorator[datetime]):
 
 
 @functools.cache
-def upsert_sql(table: sa.Table, keys: tuple[str, ...], rows: int, placeholder: str) -> str:
+def upsert_sql(
+    table: sa.Table,
+    keys: tuple[str, ...],
+    rows: int,
+    placeholder: str,
+    *,
+    newer: str | None = None,
+    replace: bool = True,
+) -> str:
     """`rows` rows into `table`, a row whose `keys` exist replacing the old one (SQLite and
-    PostgreSQL spell this alike)."""
+    PostgreSQL spell this alike). With `newer`, only if the new row's `newer` column is not
+    older than the stored one's; with `replace=False` the stored row is kept."""
     names = [c.name for c in table.columns]
     row = f"({', '.join([placeholder] * len(names))})"
     updates = ", ".join(f"{name} = excluded.{name}" for name in names if name not in keys)
+    action = f"DO UPDATE SET {updates}" if replace else "DO NOTHING"
+    if replace and newer is not None:
+        action += f" WHERE excluded.{newer} >= {table.name}.{newer}"
     return (  # names from the tables above; every value is a bound parameter
         f"INSERT INTO {table.name} ({', '.join(names)}) VALUES {', '.join([row] * rows)} "  # noqa: S608
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+        f"ON CONFLICT ({', '.join(keys)}) {action}"
     )
 
 
@@ -149,6 +174,16 @@ FEEDBACK = sa.Table(
     sa.Column("prediction_id", sa.Text, primary_key=True),
     sa.Column("ts", UtcTimestamp, nullable=False),
     sa.Column("label", sa.Double, nullable=False),
+    sa.Column("labelled_by", sa.Text),
+)
+# Every label ever given, the replaced ones included: the audit trail of relabels.
+LABEL_HISTORY = sa.Table(
+    "label_history",
+    METADATA,
+    sa.Column("prediction_id", sa.Text, primary_key=True),
+    sa.Column("ts", UtcTimestamp, primary_key=True),
+    sa.Column("label", sa.Double, nullable=False),
+    sa.Column("labelled_by", sa.Text),
 )
 # One row per schema step applied; its shape never changes, so any release can read it.
 SCHEMA_VERSIONS = sa.Table(
@@ -197,8 +232,30 @@ def _index_the_reads(db: Connection) -> None:
     db.execute(sa.text("CREATE INDEX ix_feedback_ts ON feedback (ts)"))
 
 
+def _keep_label_history(db: Connection) -> None:
+    """Version 3: who gave each label, and every label a prediction was given (a relabel used to
+    replace the earlier label without a trace). The labels already stored start the history."""
+    db.execute(sa.text("ALTER TABLE feedback ADD COLUMN labelled_by TEXT"))
+    history = sa.Table(
+        "label_history",
+        sa.MetaData(),
+        sa.Column("prediction_id", sa.Text, primary_key=True),
+        sa.Column("ts", UtcTimestamp, primary_key=True),
+        sa.Column("label", sa.Double, nullable=False),
+        sa.Column("labelled_by", sa.Text),
+        sa.Index("ix_label_history_ts", "ts"),
+    )
+    history.create(db, checkfirst=False)
+    db.execute(
+        sa.text(
+            "INSERT INTO label_history (prediction_id, ts, label, labelled_by) "
+            "SELECT prediction_id, ts, label, NULL FROM feedback"
+        )
+    )
+
+
 # Append only: step i (from 1) brings a database from version i - 1 to version i.
-STEPS: list[Callable[[Connection], None]] = [_create_tables, _index_the_reads]
+STEPS: list[Callable[[Connection], None]] = [_create_tables, _index_the_reads, _keep_label_history]
 SCHEMA_VERSION = len(STEPS)
 
 
@@ -342,9 +399,17 @@ class PredictionLog:
     # --- writing -------------------------------------------------------------------------------
 
     def _upsert(
-        self, db: Connection, table: sa.Table, keys: tuple[str, ...], rows: list[dict[str, Any]]
-    ) -> None:
-        """INSERT ... ON CONFLICT DO UPDATE: a row written twice (a retried batch) is kept once.
+        self,
+        db: Connection,
+        table: sa.Table,
+        keys: tuple[str, ...],
+        rows: list[dict[str, Any]],
+        *,
+        newer: str | None = None,
+        replace: bool = True,
+    ) -> int:
+        """INSERT ... ON CONFLICT DO UPDATE (or DO NOTHING): a row written twice (a retried
+        batch) is kept once. Returns the rows the database inserted or changed.
 
         Pages of rows per statement, not one statement per row, with the statement text built
         once per page size: the driver releases the GIL for each statement, and under load a
@@ -354,6 +419,7 @@ class PredictionLog:
         convert = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns]
         names = [c.name for c in table.columns]
         placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
+        changed = 0
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             page = rows[start : start + ROWS_PER_STATEMENT]
             values = tuple(
@@ -361,13 +427,35 @@ class PredictionLog:
                 for row in page
                 for name, process in zip(names, convert, strict=True)
             )
-            db.exec_driver_sql(upsert_sql(table, keys, len(page), placeholder), values)
+            sql = upsert_sql(table, keys, len(page), placeholder, newer=newer, replace=replace)
+            changed += db.exec_driver_sql(sql, values).rowcount
+        return changed
 
-    def write(self, records: Iterable[LogRecord]) -> int:
-        """Predictions and labels in one transaction; returns how many rows were written. A key
-        given twice keeps its last row (one statement may not update a row twice on PostgreSQL)."""
+    def _store_labels(self, db: Connection, labels: list[dict[str, Any]]) -> int:
+        """Every label into the history; each prediction's latest (by `ts`) into `feedback`, which
+        the reads join. Returns the relabels: labels new to the history for predictions that
+        already had one, so a retried batch counts nothing twice."""
+        ids = sorted({row["prediction_id"] for row in labels})
+        labelled: set[str] = set()
+        for start in range(0, len(ids), ROWS_PER_STATEMENT):
+            page = ids[start : start + ROWS_PER_STATEMENT]
+            found = sa.select(FEEDBACK.c.prediction_id).where(FEEDBACK.c.prediction_id.in_(page))
+            labelled.update(db.scalars(found))
+        added = self._upsert(db, LABEL_HISTORY, ("prediction_id", "ts"), labels, replace=False)
+        latest: dict[str, dict[str, Any]] = {}
+        for row in labels:
+            kept = latest.get(row["prediction_id"])
+            if kept is None or row["ts"] >= kept["ts"]:
+                latest[row["prediction_id"]] = row
+        self._upsert(db, FEEDBACK, ("prediction_id",), [*latest.values()], newer="ts")
+        return max(0, added - (len(ids) - len(labelled)))
+
+    def write(self, records: Iterable[LogRecord]) -> Written:
+        """Predictions and labels in one transaction. A prediction given twice keeps its last row
+        (one statement may not update a row twice on PostgreSQL); a prediction's labels are all
+        kept in the history, and the latest by time is the label reads join."""
         predictions: dict[tuple[str, str], dict[str, Any]] = {}
-        labels: dict[str, dict[str, Any]] = {}
+        labels: dict[tuple[str, datetime], dict[str, Any]] = {}
         for r in records:
             if isinstance(r, PredictionRecord):
                 predictions[(r.prediction_id, r.variant)] = {
@@ -382,32 +470,35 @@ class PredictionLog:
                     "latency_ms": float(r.latency_ms),
                 }
             else:
-                labels[r.prediction_id] = {
+                labels[(r.prediction_id, r.ts)] = {
                     "prediction_id": r.prediction_id,
                     "ts": r.ts,
                     "label": float(r.label),
+                    "labelled_by": r.labelled_by,
                 }
         if not predictions and not labels:
-            return 0
+            return Written(rows=0)
+        relabels = 0
         with self._transaction(writes=True) as db:
             if predictions:
                 self._upsert(db, PREDICTIONS, ("prediction_id", "variant"), [*predictions.values()])
             if labels:
-                self._upsert(db, FEEDBACK, ("prediction_id",), [*labels.values()])
-        return len(predictions) + len(labels)
+                relabels = self._store_labels(db, [*labels.values()])
+        return Written(rows=len(predictions) + len(labels), relabels=relabels)
 
-    def append(self, records: Iterable[PredictionRecord]) -> int:
+    def append(self, records: Iterable[PredictionRecord]) -> Written:
         return self.write(records)
 
-    def append_feedback(self, records: Iterable[FeedbackRecord]) -> int:
+    def append_feedback(self, records: Iterable[FeedbackRecord]) -> Written:
         return self.write(records)
 
     def prune(self, before: datetime) -> int:
-        """Retention: delete predictions, and labels, from before `before`; returns how many
-        predictions went. Both deletes use the `ts` indexes."""
+        """Retention: delete predictions, and labels (their history too), from before `before`;
+        returns how many predictions went. The deletes use the `ts` indexes."""
         with self._transaction(writes=True) as db:
             deleted = db.execute(sa.delete(PREDICTIONS).where(PREDICTIONS.c.ts < before)).rowcount
             db.execute(sa.delete(FEEDBACK).where(FEEDBACK.c.ts < before))
+            db.execute(sa.delete(LABEL_HISTORY).where(LABEL_HISTORY.c.ts < before))
         return int(deleted)
 
     # --- reading -------------------------------------------------------------------------------
@@ -421,6 +512,19 @@ class PredictionLog:
         )
         with self._transaction(writes=False) as db:
             return db.scalar(query) is not None
+
+    def label_history(self, prediction_id: str) -> pd.DataFrame:
+        """Every label the prediction was given, oldest first, with who gave it; the last row
+        is the label `read` joins."""
+        h = LABEL_HISTORY
+        query = (
+            sa.select(h.c.ts, h.c.label, h.c.labelled_by)
+            .where(h.c.prediction_id == prediction_id)
+            .order_by(h.c.ts)
+        )
+        with self._transaction(writes=False) as db:
+            result = db.execute(query)
+            return pd.DataFrame(result.all(), columns=list(result.keys()))
 
     @staticmethod
     def query(

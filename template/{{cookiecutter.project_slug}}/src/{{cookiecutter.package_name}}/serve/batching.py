@@ -111,7 +111,7 @@ class LogBuffer:
                 remaining -= size
                 self.in_flight = size
                 try:
-                    refused = await asyncio.to_thread(self._write, batch)
+                    relabels, refused = await asyncio.to_thread(self._write, batch)
                 except asyncio.CancelledError:
                     self._requeue(batch)
                     raise
@@ -120,6 +120,7 @@ class LogBuffer:
                     self._failed(error)
                     return
                 self.in_flight = 0
+                self.counters.relabels += relabels
                 self._written(size - len(refused), refused)
 
     def _requeue(self, batch: list[LogRecord]) -> None:
@@ -127,26 +128,24 @@ class LogBuffer:
         self.queued.extendleft(reversed(batch))
         self._trim()
 
-    def _write(self, batch: list[LogRecord]) -> list[tuple[LogRecord, Exception]]:
+    def _write(self, batch: list[LogRecord]) -> tuple[int, list[tuple[LogRecord, Exception]]]:
         """In a worker thread: write the batch; if the database refuses some row in it, write
         the rows one by one and return those it refuses, so one bad row cannot hold the others
-        back forever. An outage raises."""
+        back forever. Returns the relabels stored, and the refused rows. An outage raises."""
         try:
-            self.target.write(batch)
+            return self.target.write(batch).relabels, []
         except Exception as error:
             if not refused_rows(error):
                 raise
-        else:
-            return []
-        refused = []
+        relabels, refused = 0, []
         for record in batch:
             try:
-                self.target.write([record])
+                relabels += self.target.write([record]).relabels
             except Exception as error:
                 if not refused_rows(error):
                     raise
                 refused.append((record, error))
-        return refused
+        return relabels, refused
 
     def _written(self, rows: int, refused: list[tuple[LogRecord, Exception]]) -> None:
         self.counters.written += rows

@@ -39,6 +39,7 @@ class LogCounters:
     written: int = 0
     dropped: int = 0  # beyond serve.log_buffer_rows while the log was down, or refused by it
     write_failures: int = 0  # flushes whose write failed; their rows stayed queued
+    relabels: int = 0  # labels stored for a prediction that had one (label_history keeps both)
 
 
 class ServiceMetrics:
@@ -130,6 +131,13 @@ class ServiceMetrics:
                 "counter",
                 "Prediction-log writes that failed; their rows were kept for the next flush.",
                 counts.write_failures,
+            ),
+            (
+                "service_feedback_relabels_total",
+                "counter",
+                "Labels stored for a prediction that already had one: the latest label counts, "
+                "every label stays in the log's label_history.",
+                counts.relabels,
             ),
         ):
             lines += _header(name, kind, text)

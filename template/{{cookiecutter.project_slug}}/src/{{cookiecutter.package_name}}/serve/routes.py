@@ -114,10 +114,14 @@ async def predict_batch(body: BaseModel, state: StateDep) -> BatchPrediction:
 
 
 async def feedback(body: BaseModel, state: StateDep) -> dict[str, str]:
-    """The true label of a prediction this service made, joined to it in the prediction log."""
+    """The true label of a prediction this service made, joined to it in the prediction log. A
+    second label for the same prediction replaces the first (it is kept in the log's history)."""
     values = body.model_dump()
     prediction_id = str(values["prediction_id"])
-    if not await state.accept_feedback(prediction_id, float(values["label"])):
+    accepted = await state.accept_feedback(
+        prediction_id, float(values["label"]), values.get("labelled_by")
+    )
+    if not accepted:
         raise HTTPException(status_code=404, detail=f"prediction_id {prediction_id} is unknown")
     return {"status": "accepted"}
 

@@ -138,7 +138,8 @@ def _label_of(target: ColumnSpec) -> Any:
 def feedback_model(target: ColumnSpec) -> type[BaseModel]:
     """A label the target column can take (a binary target's two classes, a regression target's
     range), in the API schema so clients see it; anything else is a 422 naming `label`. The
-    route receives the label as the model reads it: 1.0 for the positive class."""
+    route receives the label as the model reads it: 1.0 for the positive class. A prediction
+    labelled again takes the new label; `labelled_by` says who, for the history."""
     kind: Any = (
         Annotated[Literal[_class_values(target)], BeforeValidator(_not_a_boolean)]
         if target.classes is not None
@@ -149,6 +150,14 @@ def feedback_model(target: ColumnSpec) -> type[BaseModel]:
         __config__=ConfigDict(extra="forbid"),
         prediction_id=(Annotated[str, UNICODE_TEXT], Field(min_length=1, max_length=64)),
         label=(Annotated[kind, _label_of(target)], Field(description=target.description)),
+        labelled_by=(
+            Annotated[str, Field(min_length=1, max_length=64), UNICODE_TEXT] | None,
+            Field(
+                default=None,
+                description="Who gave the label (a person, a labelling job): kept in the log's "
+                "label history, so a relabel says who changed the label.",
+            ),
+        ),
     )
 
 

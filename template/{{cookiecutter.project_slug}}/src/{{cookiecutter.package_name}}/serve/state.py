@@ -216,11 +216,16 @@ class ServiceState:
             log.info("feedback for %s taken unchecked: %s", prediction_id, short_reason(error))
             return True
 
-    async def accept_feedback(self, prediction_id: str, label: float) -> bool:
-        """Queue the label for the log; False (and nothing queued) when the id is unknown."""
+    async def accept_feedback(
+        self, prediction_id: str, label: float, labelled_by: str | None = None
+    ) -> bool:
+        """Queue the label for the log; False (and nothing queued) when the id is unknown. A
+        label for a prediction that has one replaces it (the latest wins; the log keeps both)."""
         if not await self.knows(prediction_id):
             return False
-        self.log.add(FeedbackRecord(prediction_id=prediction_id, label=label))
+        self.log.add(
+            FeedbackRecord(prediction_id=prediction_id, label=label, labelled_by=labelled_by)
+        )
         return True
 
     async def close(self) -> None:
