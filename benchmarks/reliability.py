@@ -14,7 +14,10 @@ Four phases on one rendered, trained project (default answers, `nox -s pipeline`
    (`serve.flush_seconds`) before the kill may be missing from it;
 4. registry outage: the tracking store becomes unreadable under a running server, which must keep
    serving its champion and say why in `/ready`; then a server started with no reachable registry
-   must say why it cannot serve instead of failing.
+   must say why it cannot serve instead of failing;
+5. hostile input (benchmarks/hostile.py): what the trust review sent, each answered as promised:
+   forged and endless paths, non-finite numbers, text that is not Unicode, relabels, a tracking
+   URI with a password (never shown), the API docs behind the key.
 
 Usage: python benchmarks/reliability.py --project <rendered project> [--out <summary.json>]
 
@@ -32,6 +35,7 @@ import http.client
 import json
 import os
 import queue
+import secrets
 import shutil
 import signal
 import sqlite3
@@ -47,6 +51,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import hostile
 import serve_bench as sb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +84,7 @@ print(json.dumps({
     "registry_poll_seconds": serve.registry_poll_seconds,
     "prediction_log_url": project.prediction_log_url,
     "store": str(project.local_store),
+    "api_key_env": serve.api_key_env,
 }))
 """
 
@@ -106,6 +112,7 @@ class ServiceConfig:
     registry_poll_seconds: float
     prediction_log: Path  # the embedded SQLite log (the default; no PREDICTION_LOG_URL set)
     store: Path
+    api_key_env: str
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,7 @@ def read_config(project: sb.Project) -> ServiceConfig:
         registry_poll_seconds=float(data["registry_poll_seconds"]),
         prediction_log=Path(str(data["prediction_log_url"]).removeprefix("sqlite:///")),
         store=Path(data["store"]),
+        api_key_env=str(data["api_key_env"]),
     )
 
 
@@ -534,10 +542,12 @@ def cold_start_without_registry(
     project: sb.Project, logs: Path, body: bytes, settings: Settings
 ) -> dict[str, Any]:
     """A server started while its registry is unreachable holds no model: it must start, answer
-    503 and say why, rather than crash or answer 500."""
+    503 and say why, rather than crash or answer 500. The tracking URI carries a password, which
+    neither `/ready` (open to anyone) nor the log may show."""
     note("cold start: a server whose tracking server is unreachable")
+    password = secrets.token_urlsafe(12)
     env = sb.project_env(project) | {
-        "MLFLOW_TRACKING_URI": f"http://{HOST}:{sb.free_port()}",
+        "MLFLOW_TRACKING_URI": f"http://probe:{password}@{HOST}:{sb.free_port()}",
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
     }
@@ -552,12 +562,40 @@ def cold_start_without_registry(
             client.close()
     finally:
         server.stop()
+    shown = hostile.credentials_hidden(ready, server.log.read_text(errors="replace"), password)
     return {
         "ready_status": ready_status,
         "ready_reason": scrub(str(ready.get("registry_error")), project.root)[:300],
         "has_reason": bool(ready.get("registry_error")),
         "predict_status": predict_status,
+        "probe": asdict(shown),
     }
+
+
+def hostile_input(server: Server, row: dict[str, Any]) -> list[hostile.Probe]:
+    """The trust review's hostile requests against the running default service."""
+    note("hostile input: forged paths, non-finite numbers, lone surrogates, relabels")
+    return [
+        hostile.forged_metrics(server.port),
+        hostile.non_finite_numbers(server.port, row),
+        hostile.text_that_is_not_unicode(server.port, row),
+        hostile.relabel(server.port, row),
+    ]
+
+
+def keyed_service(
+    project: sb.Project, logs: Path, config: ServiceConfig, settings: Settings
+) -> list[hostile.Probe]:
+    """A server that requires an API key (set through the variable `serve.api_key_env` names)."""
+    note("hostile input: a service that requires an API key")
+    key = secrets.token_urlsafe(16)
+    env = sb.project_env(project) | {config.api_key_env: key}
+    server = Server(project, sb.free_port(), logs, env)
+    try:
+        server.start(settings.start_timeout, ready=False)
+        return [hostile.docs_behind_the_key(server.port, key)]
+    finally:
+        server.stop()
 
 
 def scrub(text: str, root: Path) -> str:
@@ -595,11 +633,14 @@ def run(project_root: Path, settings: Settings, schemathesis: Path | None) -> di
             load["capacity_rps"] = capacity_rps
             outcomes, times = crash_under_load(server, bodies, settings)
             outage = registry_outage(server, bodies, settings, config)
+            probes = hostile_input(server, rows.records[0])
         finally:
             server.stop()  # flushes what the restarted server holds
         crash = crash_report(outcomes, times, logged_ids(config.prediction_log), config)
         crash["integrity_check"] = integrity(config.prediction_log)
         cold = cold_start_without_registry(project, logs, bodies[0], settings)
+        probes += keyed_service(project, logs, config, settings)
+    probes.append(hostile.Probe(**cold["probe"]))
     return summarise(
         project=project,
         version=version,
@@ -607,6 +648,7 @@ def run(project_root: Path, settings: Settings, schemathesis: Path | None) -> di
         config=config,
         parts={"fuzz": fuzzed, "load": load, "crash": crash, "registry_outage": outage},
         cold=cold,
+        probes=sorted(probes, key=lambda probe: probe.finding),
     )
 
 
@@ -618,6 +660,7 @@ def summarise(
     config: ServiceConfig,
     parts: dict[str, dict[str, Any]],
     cold: dict[str, Any],
+    probes: Sequence[hostile.Probe],
 ) -> dict[str, Any]:
     """Every figure, plus one pass flag per promise, as one JSON-ready mapping."""
     fuzzed, load, crash, outage = (
@@ -647,6 +690,7 @@ def summarise(
         "cold_start_says_why": cold["ready_status"] == 503
         and cold["has_reason"]
         and cold["predict_status"] == 503,
+        **{f"hostile_{probe.name}": probe.passed for probe in probes},
     }
     return {
         "model": {"name": project.model_name, "version": version, "task": project.task},
@@ -657,6 +701,7 @@ def summarise(
         },
         **parts,
         "cold_start_without_registry": cold,
+        "hostile_input": [asdict(probe) for probe in probes],
         "checks": checks,
         "passed": all(checks.values()),
     }
@@ -764,6 +809,10 @@ def render(summary: dict[str, Any]) -> str:
             f"{'says why' if cs['has_reason'] else 'no reason given'}",
             verdict(c["cold_start_says_why"]),
         ],
+        *(
+            [f"hostile #{p['finding']}: {p['name']}", p["measured"], verdict(p["passed"])]
+            for p in summary["hostile_input"]
+        ),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [

@@ -1,5 +1,6 @@
 """benchmarks/reliability.py on a freshly trained default project, with short phases: the
-generated service survives fuzzing, load, a SIGKILL and a registry outage, and says so."""
+generated service survives fuzzing, load, a SIGKILL, a registry outage and hostile input, and
+says so."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ from helpers import REPO_ROOT, nox_command, render, run_logged, subprocess_env
 pytestmark = pytest.mark.slow
 TIMEOUT = 15 * 60
 SCRIPT = REPO_ROOT / "benchmarks" / "reliability.py"
+# benchmarks/hostile.py: one probe per finding of the trust review that a running service shows.
+HOSTILE_PROBES = {
+    "credentials_never_leave_the_process",
+    "metrics_cannot_be_forged_or_grown",
+    "non_finite_numbers_are_422s",
+    "lone_surrogates_are_422s",
+    "relabels_are_counted",
+    "api_docs_need_the_key",
+}
 
 
 def test_the_service_keeps_its_promises_under_faults(tmp_path: Path) -> None:
@@ -50,5 +60,9 @@ def test_the_service_keeps_its_promises_under_faults(tmp_path: Path) -> None:
     assert crash["lost"] <= crash["answered_in_window"]
     assert crash["lost_outside_window"] == 0
     assert crash["answered_after_restart"] > 0
+    probes = {probe["name"]: probe for probe in summary["hostile_input"]}
+    assert set(probes) >= HOSTILE_PROBES, "the hostile-input stage ran every probe"
+    failed = {name: probe["measured"] for name, probe in probes.items() if not probe["passed"]}
+    assert failed == {}, tail
     assert summary["checks"] == dict.fromkeys(summary["checks"], True), tail
     assert done.returncode == 0, tail

@@ -1,0 +1,236 @@
+"""Hostile-input probes of a running generated service: what an attacker or a careless client
+sends, each answered the way the service promises (docs/reliability.md, "Hostile input").
+
+Each probe returns one `Probe`: the finding of the trust review it re-checks, what was sent,
+what came back, and whether that is the promised answer. `benchmarks/reliability.py` runs them
+against its server (and one started with an API key) and reports them in its table and JSON.
+Standard library only, like the script that runs them.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+HOST = "127.0.0.1"
+# A path that, printed into /metrics as it was requested, would end its label and add a line.
+FORGED_PATH = "/x%22%7D%201%0Afake_metric%7Ba%3D%22b"
+UNKNOWN_PATHS = 2_000  # unique unknown paths asked for; /metrics must not grow with them
+METRICS_GROWTH_BYTES = 2_048  # what /metrics may grow by while they are counted (one series)
+# Raw JSON numbers Python's json module writes and reads but no JSON encoder may answer with.
+NON_FINITE = ("NaN", "Infinity", "-Infinity", "1e400")
+RELABELS = "service_feedback_relabels_total"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One hostile input and the service's answer to it."""
+
+    name: str
+    finding: int  # the number of the trust review's finding it re-checks
+    sent: str
+    measured: str
+    passed: bool
+
+
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """One request on its own connection: (status, body)."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        sent = {"Content-Type": "application/json"} if body is not None else {}
+        connection.request(method, path, body=body, headers=sent | dict(headers or {}))
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def decoded(body: bytes) -> dict[str, Any] | None:
+    """The JSON object of an answer, or None when it is not one."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def named_fields(body: bytes) -> list[str]:
+    """The fields a 422 names (the last element of each error's `loc`)."""
+    answer = decoded(body)
+    if not isinstance(answer, dict) or not isinstance(answer.get("detail"), list):
+        return []
+    return [str(error.get("loc", ["?"])[-1]) for error in answer["detail"]]
+
+
+def metric(port: int, name: str) -> float | None:
+    """An unlabelled sample's value on /metrics."""
+    _, page = request(port, "GET", "/metrics")
+    for line in page.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+# --- probes of the default service ----------------------------------------------------------
+
+
+def forged_metrics(port: int) -> Probe:
+    """Finding 2: a path carrying `"}` and a line feed, then many unique unknown paths."""
+    status, _ = request(port, "GET", FORGED_PATH)
+    before = len(request(port, "GET", "/metrics")[1])
+    for i in range(UNKNOWN_PATHS):
+        request(port, "GET", f"/probe-unknown/{i}")
+    page = request(port, "GET", "/metrics")[1]
+    grown = len(page) - before
+    forged = b"fake_metric" in page
+    return Probe(
+        name="metrics_cannot_be_forged_or_grown",
+        finding=2,
+        sent=f"GET {FORGED_PATH}, then {UNKNOWN_PATHS} unique unknown paths",
+        measured=f"{status}; forged line {'present' if forged else 'absent'}; "
+        f"/metrics grew {grown} bytes",
+        passed=status == 404 and not forged and grown <= METRICS_GROWTH_BYTES,
+    )
+
+
+def _number_field(row: Mapping[str, Any]) -> str:
+    for name, value in row.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                continue
+            return name
+    raise ValueError("the row has no number field")
+
+
+def _text_field(row: Mapping[str, Any]) -> str:
+    for name, value in row.items():
+        if isinstance(value, str):
+            return name
+    raise ValueError("the row has no text field")
+
+
+def non_finite_numbers(port: int, row: Mapping[str, Any]) -> Probe:
+    """Finding 5: NaN, Infinity, -Infinity and 1e400 in a number field: 422s naming it."""
+    field = _number_field(row)
+    answers = []
+    for raw in NON_FINITE:
+        body = json.dumps({**row, field: "@"}).replace('"@"', raw).encode()
+        status, answer = request(port, "POST", "/predict", body)
+        answers.append((raw, status, field in named_fields(answer)))
+    return Probe(
+        name="non_finite_numbers_are_422s",
+        finding=5,
+        sent=f"{', '.join(NON_FINITE)} as {field}",
+        measured=", ".join(f"{raw}: {status}" for raw, status, _ in answers),
+        passed=all(status == 422 and named for _, status, named in answers),
+    )
+
+
+def text_that_is_not_unicode(port: int, row: Mapping[str, Any]) -> Probe:
+    """Finding 6: a lone surrogate in a text field is a 422 naming it, not a served answer the
+    log then drops."""
+    field = _text_field(row)
+    body = json.dumps({**row, field: "c\ud800"}).encode()  # ensure_ascii: sent as \\ud800
+    status, answer = request(port, "POST", "/predict", body)
+    feedback = json.dumps({"prediction_id": "p\ud800", "label": 1}).encode()
+    feedback_status, feedback_answer = request(port, "POST", "/feedback", feedback)
+    return Probe(
+        name="lone_surrogates_are_422s",
+        finding=6,
+        sent=f'"c\\ud800" as {field}; "p\\ud800" as a prediction_id',
+        measured=f"{status}, {feedback_status}",
+        passed=status == 422
+        and field in named_fields(answer)
+        and feedback_status == 422
+        and "prediction_id" in named_fields(feedback_answer),
+    )
+
+
+def two_labels(port: int, headers: Mapping[str, str] | None = None) -> tuple[Any, Any]:
+    """Two different labels `/feedback` takes, read from the service's own API schema: a
+    classifier's first two classes, or two numbers within a regression target's bounds."""
+    schema = decoded(request(port, "GET", "/openapi.json", headers=headers)[1]) or {}
+    label = schema["components"]["schemas"]["Feedback"]["properties"]["label"]
+    for option in [label, *label.get("anyOf", []), *label.get("allOf", [])]:
+        if len(option.get("enum", [])) >= 2:
+            return option["enum"][0], option["enum"][1]
+        low = option.get("minimum", option.get("exclusiveMinimum"))
+        high = option.get("maximum", option.get("exclusiveMaximum"))
+        if low is not None or high is not None:
+            low = high - 2 if low is None else low
+            high = low + 2 if high is None else high
+            return low + (high - low) / 3, low + 2 * (high - low) / 3
+    return 1.0, 2.0
+
+
+def relabel(port: int, row: Mapping[str, Any]) -> Probe:
+    """Finding 10: a second label for a prediction is accepted, wins, and is counted."""
+    labels = two_labels(port)
+    status, answer = request(port, "POST", "/predict", json.dumps(row).encode())
+    prediction_id = (decoded(answer) or {}).get("prediction_id")
+    before = metric(port, RELABELS)
+    statuses = []
+    for label, who in zip(labels, ("probe-job", "probe-reviewer"), strict=True):
+        body = {"prediction_id": prediction_id, "label": label, "labelled_by": who}
+        statuses.append(request(port, "POST", "/feedback", json.dumps(body).encode())[0])
+    counted = before is not None and wait_until(
+        lambda: (metric(port, RELABELS) or 0) >= before + 1, timeout=10
+    )
+    return Probe(
+        name="relabels_are_counted",
+        finding=10,
+        sent="a prediction, then two labels for it",
+        measured=f"/predict {status}, /feedback {statuses}, {RELABELS} "
+        f"{'+1' if counted else 'unchanged'}",
+        passed=status == 200 and statuses == [202, 202] and counted,
+    )
+
+
+# --- probes of a service that requires an API key -------------------------------------------
+
+
+def docs_behind_the_key(port: int, key: str) -> Probe:
+    """Finding 13: with a key required, /docs and /openapi.json need it too."""
+    without = [request(port, "GET", path)[0] for path in ("/docs", "/openapi.json")]
+    wrong = request(port, "GET", "/openapi.json", headers={"X-API-Key": "x" + key})[0]
+    right = request(port, "GET", "/openapi.json", headers={"X-API-Key": key})[0]
+    return Probe(
+        name="api_docs_need_the_key",
+        finding=13,
+        sent="GET /docs and /openapi.json without, with a wrong and with the right X-API-Key",
+        measured=f"without {without}, wrong {wrong}, right {right}",
+        passed=without == [401, 401] and wrong == 401 and right == 200,
+    )
+
+
+def credentials_hidden(ready: Mapping[str, Any], log: str, password: str) -> Probe:
+    """Finding 1: an unreachable tracking server whose URI has a password: /ready (open to
+    anyone) and the log name it without the password."""
+    answer = json.dumps(ready)
+    return Probe(
+        name="credentials_never_leave_the_process",
+        finding=1,
+        sent="MLFLOW_TRACKING_URI with a password, the server unreachable",
+        measured=f"password in /ready: {password in answer}, in the log: {password in log}",
+        passed=bool(ready.get("registry_error")) and password not in answer + log,
+    )
