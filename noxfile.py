@@ -179,6 +179,22 @@ def reliability(session: nox.Session) -> None:
     measure(session, "reliability.py", project="reliability-project", report="reliability.json")
 
 
+@nox.session(name="import-names")
+def import_names(session: nox.Session) -> None:
+    """Regenerate template/import-names.jinja, the import names `package_name` may not take:
+    render the defaults into .bench/import-names-project, install it with every extra and
+    dependency group (`uv sync`), and list what that environment can import."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
+    folder = ROOT / ".bench" / "import-names-project"
+    render_trained(session, folder, train=False)
+    session.chdir(folder)
+    session.run("uv", "sync", "--all-extras", "--all-groups", env=PROJECT_ENV)
+    answers = _answers(folder / ".copier-answers.yml")
+    script = ROOT / "tests" / "import_names.py"
+    own = ["--own", answers["package_name"]]
+    session.run("python", str(script), *own, str(folder / ".venv" / "bin" / "python"))
+
+
 def measure(session: nox.Session, script: str, *, project: str, report: str) -> Path:
     """Render and train the defaults into .bench/<project>, then run benchmarks/<script> on it;
     its report goes to .bench/<report> unless the session's arguments give `--out`. Returns the
