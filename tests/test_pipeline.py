@@ -189,7 +189,8 @@ def assert_import_names_listed(project: Path, package: str) -> None:
     sessions = {python.parent.parent.name for python in pythons}
     assert {"typecheck", "tests", "spark"} <= sessions, sessions
     missing = import_names.installed(pythons, package) - import_names.listed()
-    assert not missing, f"regenerate template/import-names.jinja (nox -s import-names): {missing}"
+    hint = "regenerate template/import-names.jinja (nox -s import-names)"
+    assert not missing, f"{hint}: {sorted(missing)}"
 
 
 # Parametrized so that `-k <option id>` (one CI job per option set) selects it too.
