@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     found = installed(args.pythons, args.own)
     kept = set() if args.fresh else listed()
     IMPORT_NAMES.write_text(render(found | kept), encoding="utf-8")
-    print(f"{len(found | kept)} import names ({len(found - kept)} new) written to {IMPORT_NAMES.relative_to(REPO_ROOT)}")
+    where = IMPORT_NAMES.relative_to(REPO_ROOT)
+    print(f"{len(found | kept)} import names ({len(found - kept)} new) written to {where}")
     return 0
 
 
