@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,12 @@ CONTROLS = {
     "non-character": "\ufffe",
 }
 FREE_TEXT = ["project_name", "description", "author_name", "author_email"]
+PARSERS: dict[str, Callable[[str], object]] = {
+    ".toml": tomllib.loads,
+    ".yaml": lambda text: list(yaml.safe_load_all(text)),
+    ".yml": lambda text: list(yaml.safe_load_all(text)),  # .copier-answers.yml and workflows
+    ".py": ast.parse,
+}
 REFUSED: list[Any] = [
     *(
         pytest.param(
@@ -119,19 +126,17 @@ def test_the_hostile_answers_are_accepted() -> None:
 
 
 def test_every_toml_yaml_and_python_file_parses(hostile_project: Path) -> None:
-    parsed = 0
+    parsed = []
     for path in iter_files(hostile_project):
-        text = path.read_text(encoding="utf-8") if path.suffix in {".toml", ".py"} else None
-        if path.suffix == ".toml":
-            tomllib.loads(text or "")
-        elif path.suffix in {".yaml", ".yml"} or path.name == ANSWERS_FILE:
-            list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-        elif path.suffix == ".py":
-            ast.parse(text or "", filename=str(path))
-        else:
+        parse = PARSERS.get(path.suffix)
+        if parse is None:
             continue
-        parsed += 1
-    assert parsed > 50  # the walk found the project's files
+        try:
+            parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+            pytest.fail(f"{path.relative_to(hostile_project)} does not parse: {error}")
+        parsed.append(path.suffix)
+    assert set(parsed) == set(PARSERS), "the walk found every kind of file"
 
 
 def test_the_parsed_values_are_the_answers(hostile_project: Path) -> None:
