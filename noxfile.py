@@ -179,6 +179,26 @@ def reliability(session: nox.Session) -> None:
     measure(session, "reliability.py", project="reliability-project", report="reliability.json")
 
 
+@nox.session(name="import-names")
+def import_names(session: nox.Session) -> None:
+    """Regenerate template/import-names.jinja, the import names `package_name` may not take:
+    render the defaults into .bench/import-names-project, install it with every extra and
+    dependency group (`uv sync`), and add what that environment can import (`-- --fresh`
+    drops the names listed before)."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
+    folder = ROOT / ".bench" / "import-names-project"
+    render_trained(session, folder, train=False)
+    session.chdir(folder)
+    # The project's own .venv: under nox, uv would otherwise sync this session's venv.
+    venv = folder / ".venv"
+    sync_env = {**PROJECT_ENV, "UV_PROJECT_ENVIRONMENT": str(venv)}
+    session.run("uv", "sync", "--all-extras", "--all-groups", env=sync_env)
+    answers = _answers(folder / ".copier-answers.yml")
+    script = ROOT / "tests" / "import_names.py"
+    own = ["--own", answers["package_name"]]
+    session.run("python", str(script), *own, *session.posargs, str(venv / "bin" / "python"))
+
+
 def measure(session: nox.Session, script: str, *, project: str, report: str) -> Path:
     """Render and train the defaults into .bench/<project>, then run benchmarks/<script> on it;
     its report goes to .bench/<report> unless the session's arguments give `--out`. Returns the

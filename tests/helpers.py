@@ -59,6 +59,25 @@ class OptionSet:
         return answers
 
 
+# Valid answers hostile to the files they land in: TOML, YAML and Python quoting, YAML indicators
+# at the start of a value, comment signs, backslashes that would become escapes, characters ruff
+# calls ambiguous, an emoji outside the Basic Multilingual Plane (a JSON escape of it is a
+# surrogate pair), spaces at both ends. tests/test_hostile_answers.py renders them once, and
+# tests/test_cookiecutter.py with both tools.
+HOSTILE: dict[str, str] = {
+    "project_name": " - \"Acme\" \\ #1: {'R&D'} *all* !x %y @z ünïcödé \u2013 😀 ",
+    "project_slug": "acme-rnd",
+    "description": (
+        "& O\u2019Brien\u2019s *anchor !tag %directive @at `tick` \\b \\n ''' \"\"\" "
+        "# not a comment: "
+    ),
+    "author_name": "'Zoë' \"Z\" O\\'Brien [team] {x} | > ? & *",
+    "author_email": "o'brien+ml&co#1!%*/=?^_`|~@acme-rnd.example.org",
+    "data_source": "file",
+    "data_path": "data/- raw #1: {x} 'q' \"d\" & *a* \\ é 😀.csv",
+    "schema_path": "configs/? schema: 'x' #2 [y] ü.yaml",
+}
+
 # Rendered by the fast tests: every choice of every question appears at least once
 # (tests/test_copier_config.py checks it).
 OPTION_SETS: list[OptionSet] = [

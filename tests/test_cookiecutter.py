@@ -12,7 +12,7 @@ import pytest
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
-from helpers import ANSWERS_FILE, REPO_ROOT, iter_files, questions, render
+from helpers import ANSWERS_FILE, HOSTILE, REPO_ROOT, iter_files, questions, render
 
 COOKIECUTTER_JSON = REPO_ROOT / "template" / "cookiecutter.json"
 # Keys of cookiecutter.json that are settings, not questions.
@@ -84,7 +84,9 @@ def tree(root: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("answers", [{}, OTHER_ANSWERS], ids=["defaults", "file-regression"])
+@pytest.mark.parametrize(
+    "answers", [{}, OTHER_ANSWERS, HOSTILE], ids=["defaults", "file-regression", "hostile"]
+)
 def test_cookiecutter_renders_the_same_tree_as_copier(
     answers: dict[str, str], tmp_path: Path
 ) -> None:
@@ -107,6 +109,12 @@ def test_cookiecutter_renders_the_same_tree_as_copier(
         ({"package_name": "class"}, "is a Python keyword"),
         ({"project_slug": "9-lives"}, "The project slug must start with a lower-case letter"),
         ({"author_email": "nobody"}, "The author e-mail must look like name@domain.tld"),
+        ({"author_email": 'a"b@c.de'}, "The author e-mail must look like name@domain.tld"),
+        (
+            {"project_name": "Acme\x85Scorer"},
+            'a non-character (it contains "\\u0085")',
+        ),
+        ({"package_name": "click"}, '"click" is the import name of a package'),
         (
             {"data_source": "file", "data_path": "../events.csv"},
             "The data path must be relative to the project root",

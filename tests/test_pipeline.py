@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+import import_names
 from helpers import SLOW_OPTION_SETS, OptionSet, nox_command, render, run_logged
 
 pytestmark = pytest.mark.slow
@@ -177,6 +178,19 @@ def test_generated_project_sessions_pass(
     assert float(tags["compiled_max_abs_diff"]) <= 1e-5, tags
     snapshots = project / "data" / "snapshots"
     assert sorted(snapshots.rglob("*.parquet")), f"no Parquet snapshot under {snapshots}"
+    if option == FULL_SUITE:
+        assert_import_names_listed(project, option.answers["package_name"])
+
+
+def assert_import_names_listed(project: Path, package: str) -> None:
+    """Every module the project's venvs can import is a name `package_name` refuses. Between
+    them, the sessions of the full run install every extra and every dependency group."""
+    pythons = sorted(project.glob(".nox/*/bin/python"))
+    sessions = {python.parent.parent.name for python in pythons}
+    assert {"typecheck", "tests", "spark"} <= sessions, sessions
+    missing = import_names.installed(pythons, package) - import_names.listed()
+    hint = "regenerate template/import-names.jinja (nox -s import-names)"
+    assert not missing, f"{hint}: {sorted(missing)}"
 
 
 # Parametrized so that `-k <option id>` (one CI job per option set) selects it too.

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 import yaml
 
+import import_names
 from conftest import Rendered
 from helpers import (
     ANSWERS_FILE,
     REPO_ROOT,
     iter_texts,
     nox_command,
-    questions,
     render,
     subprocess_env,
 )
@@ -93,13 +93,13 @@ def test_dependencies_cannot_be_shadowed(default_project: Path) -> None:
     requirements = list(pyproject["project"]["dependencies"])
     for group in pyproject.get("dependency-groups", {}).values():
         requirements += [r for r in group if isinstance(r, str)]
-    validator: str = questions()["package_name"]["validator"]
+    refused = import_names.listed()
     for requirement in requirements:
         distribution = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower()
         if distribution.startswith("types-") or distribution.endswith("-stubs"):
             continue
         name = IMPORT_NAMES.get(distribution, distribution.replace("-", "_"))
-        assert f'"{name}"' in validator, f"package_name may shadow the dependency {name}"
+        assert name in refused, f"package_name may shadow the dependency {name}"
 
 
 def test_project_contract_files(rendered: Rendered) -> None:
@@ -164,7 +164,7 @@ def test_files_parse(rendered: Rendered) -> None:
         pytest.param(
             {"package_name": "mlflow"},
             "package_name",
-            '"mlflow" would shadow a dependency of the generated project; '
+            '"mlflow" is the import name of a package the generated project installs; '
             "choose another package name.",
             id="package-dependency",
         ),
@@ -182,15 +182,17 @@ def test_files_parse(rendered: Rendered) -> None:
             id="name-empty",
         ),
         pytest.param(
-            {"description": 'The "best" service'},
+            {"description": "One line\nand another"},
             "description",
-            "The description must not contain double quotes, backslashes or line breaks.",
-            id="description-quote",
+            "The description must not contain a control character, a line break, a "
+            'text-direction control or a non-character (it contains "\\n").',
+            id="description-line-break",
         ),
         pytest.param(
             {"author_email": "not-an-email"},
             "author_email",
-            "The author e-mail must look like name@domain.tld.",
+            "The author e-mail must look like name@domain.tld (letters, digits and "
+            '!#$%&\'*+-/=?^_`|~. before the "@").',
             id="email",
         ),
         pytest.param(

@@ -1,6 +1,6 @@
-"""{{ cookiecutter.project_name }}.
+"""{{ (cookiecutter.project_name | trim | to_json(ensure_ascii=False))[1:-1] }}.
 
-{{ cookiecutter.description }}
+{{ (cookiecutter.description | trim | to_json(ensure_ascii=False))[1:-1] }}
 
 Stages, each with one public entry point, in the order data flows: `data.ingest`,
 `features.build_feature_pipeline`, `train.train`, `promote.promote`, `serve.create_app` and
