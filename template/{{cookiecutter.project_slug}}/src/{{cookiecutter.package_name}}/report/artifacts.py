@@ -1,6 +1,7 @@
-"""What the loop left behind, read back for the page: the registry, the prediction log, the
-newest monitor summary and the decision records. Nothing here recomputes a decision; every
-number comes from where the stage that made it wrote it down."""
+"""What the loop left behind, read back for the page: the prediction log, the newest monitor
+summary and the decision records (the registry's versions are `store.read_versions`, which
+`models` prints too). Nothing here recomputes a decision; every number comes from where the stage
+that made it wrote it down."""
 
 from __future__ import annotations
 
