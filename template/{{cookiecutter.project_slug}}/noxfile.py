@@ -128,14 +128,24 @@ def promote(session: nox.Session) -> None:
     session.run(PACKAGE, "promote", *session.posargs)
 
 
+def results(session: nox.Session, *args: str, codes: Sequence[int]) -> dict[str, Any]:
+    """The one JSON document a command prints on stdout with `--json`; its progress and messages
+    (stderr) go straight to the log."""
+    printed = session.run(
+        PACKAGE, *args, "--json", silent=True, stderr=None, success_codes=list(codes)
+    )
+    document: dict[str, Any] = json.loads(str(printed))
+    return document
+
+
 @nox.session
 def monitor(session: nox.Session) -> None:
     """Drift and performance check. Drift is a finding, not a failure: see reports/retrain.json."""
     install(session)
-    session.run(PACKAGE, "monitor", *session.posargs, success_codes=[*DECIDED, ExitCode.ATTENTION])
-    flag: dict[str, Any] = json.loads((REPORTS / "retrain.json").read_text(encoding="utf-8"))
-    session.log(f"monitor: {flag['status']}; retrain: {flag['retrain']}")
-    github("GITHUB_OUTPUT", f"retrain={str(flag['retrain']).lower()}")
+    codes = [*DECIDED, ExitCode.ATTENTION]
+    summary = results(session, "monitor", *session.posargs, codes=codes)
+    session.log(f"monitor: {summary['status']}; retrain: {summary['retrain']}")
+    github("GITHUB_OUTPUT", f"retrain={str(summary['retrain']).lower()}")
 
 
 @nox.session
@@ -143,12 +153,10 @@ def retrain(session: nox.Session) -> None:
     """Ingest, train, gate. `-- --dry-run`: the gate moves no alias (the new version is still
     registered as challenger). A rejection is an outcome, not a failure."""
     install(session)
-    session.run(PACKAGE, "retrain", *session.posargs, success_codes=DECIDED)
-    record = newest("*.json")
-    outcome = json.loads(record.read_text(encoding="utf-8"))["outcome"] if record else "error"
-    github("GITHUB_OUTPUT", f"decision={outcome}")
-    if summary := newest("*.md"):
-        github("GITHUB_STEP_SUMMARY", summary.read_text(encoding="utf-8"))
+    decision = results(session, "retrain", *session.posargs, codes=DECIDED)
+    github("GITHUB_OUTPUT", f"decision={decision['outcome']}")
+    summary = Path(decision["record_path"]).with_suffix(".md")  # the record's Markdown twin
+    github("GITHUB_STEP_SUMMARY", summary.read_text(encoding="utf-8"))
 
 
 # The loop session's world: the project's own data, then two weeks later, then a world that drifted.

@@ -1,19 +1,28 @@
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
 import pytest
 import typer
-from typer.testing import CliRunner
+from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
+from typer.testing import CliRunner, Result
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import Project
-from {{ cookiecutter.package_name }}.data import REASON
+from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project, load_project
+from {{ cookiecutter.package_name }}.data import REASON, generate_demo, ingest, write_table
 from {{ cookiecutter.package_name }}.exit_codes import OUTCOMES, ExitCode
+from {{ cookiecutter.package_name }}.store import CHAMPION, Store
+
+from .conftest import first_champion, write_project
 
 runner = CliRunner()
 
@@ -51,19 +60,39 @@ def test_demo_data_writes_rows_and_schema(tmp_path: Path) -> None:
 
 @pytest.mark.answers
 def test_ingest_train_models_from_the_command_line(project: Project) -> None:
+    """Results on stdout, where `models | grep champion` reads them; progress and warnings on
+    stderr, where a pipe does not."""
     config = str(project.root / "configs" / "project.yaml")
     ingested = runner.invoke(app, ["ingest", "-c", config])
     assert ingested.exit_code == 0, ingested.output
-    assert "quarantined" in ingested.output
+    assert "snapshot" in ingested.stdout
+    assert "rows quarantined" in ingested.stderr
+    assert "rows quarantined" not in ingested.stdout
     quarantine = next((project.quarantine_dir).glob("*.parquet"))
     assert pd.read_parquet(quarantine)[REASON].str.len().gt(0).all()
     trained = runner.invoke(app, ["train", "-c", config])
     assert trained.exit_code == 0, trained.output
-    assert "as challenger" in trained.output
-    assert "promoted: there is no champion yet" in " ".join(trained.output.split())
+    assert "as challenger" in trained.stdout
+    assert "promoted: there is no champion yet" in " ".join(trained.stdout.split())
+    assert "done training" in trained.stderr
+    assert "done training" not in trained.stdout
     listed = runner.invoke(app, ["models", "-c", config])
     assert listed.exit_code == 0, listed.output
-    assert "champion" in listed.output
+    assert "champion" in listed.stdout
+    snapshot = (project.snapshots_dir / "LATEST").read_text(encoding="utf-8").strip()
+    assert snapshot in listed.stdout  # whole: a table in a pipe is not cut to 80 columns
+
+
+@pytest.mark.answers
+def test_mlflow_prints_no_run_links_into_the_results(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a tracking server MLflow writes "View run ... at <url>" to stdout after every run,
+    into the middle of the results (and of the one JSON document): the CLI turns that off."""
+    monkeypatch.delenv(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name, raising=False)
+    result = runner.invoke(app, ["models", "-c", str(project.config_path)])
+    assert result.exit_code == 0, result.output
+    assert os.environ[MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name] == "true"
 
 
 # Where each command does its work: the test breaks it there, after the command has started.
@@ -80,7 +109,7 @@ BREAK_POINTS = {
     "retrain": "{{ cookiecutter.package_name }}.loop.retrain",
     "report": "{{ cookiecutter.package_name }}.report.write_report",
     "conventions": "{{ cookiecutter.package_name }}.conventions.check",
-    "models": "{{ cookiecutter.package_name }}.store.Store.versions",
+    "models": "{{ cookiecutter.package_name }}.store.read_versions",
     "backends": "{{ cookiecutter.package_name }}.backends.backends",
     "demo-data": "{{ cookiecutter.package_name }}.data.generate_demo",
     "ui": "{{ cookiecutter.package_name }}.cli.subprocess.call",
@@ -122,6 +151,7 @@ def test_an_unexpected_failure_in_any_command_exits_2_in_one_line(
     assert "unexpected RuntimeError: the disk is on fire (run with --verbose" in message
     assert "Traceback" not in result.output
     assert "second line" not in result.output
+    assert not result.stdout  # an error is a diagnostic: a pipe reading the results gets none
 
     verbose = runner.invoke(app, ["--verbose", command, *ARGUMENTS.get(command, [])])
     assert verbose.exit_code == 2
@@ -173,3 +203,111 @@ def test_help_imports_no_heavy_library() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+# --json: one document on stdout, whatever the outcome and its exit code.
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with champion v1, built once; each test works on its own copy."""
+    root = tmp_path_factory.mktemp("cli-json") / "project"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.delenv("PREDICTION_LOG_URL", raising=False)
+        project = write_project(root)
+        ingest(project)
+        first_champion(project)
+    return root
+
+
+def _copy(trained: Path, tmp_path: Path) -> Project:
+    shutil.copytree(trained, tmp_path / "project")
+    return load_project(tmp_path / "project" / "configs" / "project.yaml")
+
+
+def _refuse(constant: str) -> None:
+    raise AssertionError(f"{constant} is not JSON: strict parsers (jq, JavaScript) refuse it")
+
+
+def _document(result: Result, code: int) -> dict[str, Any]:
+    """The exit code as without --json, and stdout exactly one strict JSON object: json.loads
+    refuses anything printed before or after it."""
+    assert result.exit_code == code, result.output
+    document = json.loads(result.stdout, parse_constant=_refuse)
+    assert isinstance(document, dict), document
+    return document
+
+
+DECISION_KEYS = {"kind", "model", "decided_at", "outcome", "reason", "record_path"}
+
+
+@pytest.mark.answers
+def test_models_json_lists_versions_and_aliases(trained: Path, tmp_path: Path) -> None:
+    project = _copy(trained, tmp_path)
+    config = str(project.root / "configs" / "project.yaml")
+    document = _document(runner.invoke(app, ["models", "--json", "-c", config]), ExitCode.OK)
+    assert document["model"] == project.config.tracking.registered_model
+    assert document["aliases"] == {CHAMPION: "1", "challenger": "1"}
+    [version] = document["versions"]
+    assert version["version"] == "1"
+    assert CHAMPION in version["aliases"]
+    assert set(version) >= {"family", "snapshot_id", "trained_at", "holdout", "promoted_at"}
+
+    empty = write_project(tmp_path / "empty")
+    nothing = runner.invoke(app, ["models", "--json", "-c", str(empty.config_path)])
+    assert _document(nothing, ExitCode.OK)["versions"] == []
+
+
+@pytest.mark.answers
+def test_promote_json_prints_the_decision_record_for_every_outcome(
+    trained: Path, tmp_path: Path
+) -> None:
+    project = _copy(trained, tmp_path)
+    config = str(project.root / "configs" / "project.yaml")
+    rejected = runner.invoke(app, ["promote", "--json", "-c", config])
+    document = _document(rejected, ExitCode.NEGATIVE)
+    assert set(document) >= DECISION_KEYS
+    assert document["outcome"] == "rejected"
+    assert "already the champion" in document["reason"]
+    written = json.loads(Path(document["record_path"]).read_text(encoding="utf-8"))
+    assert {key: document[key] for key in written} == written  # the record, as written
+    assert "done comparing" in rejected.stderr  # progress, and the sentence, for the log
+    assert "rejected" in rejected.stderr
+
+    Store.open(project).delete_alias(CHAMPION)
+    promoted = runner.invoke(app, ["promote", "--json", "-c", config])
+    document = _document(promoted, ExitCode.OK)
+    assert document["outcome"] == "promoted"
+    assert document["challenger"]["version"] == "1"
+
+
+@pytest.mark.answers
+def test_ab_report_json_is_strict_json_while_it_keeps_collecting(project: Project) -> None:
+    """No labelled traffic yet: each variant's metric is not a number, which JSON writes null."""
+    result = runner.invoke(app, ["ab-report", "--json", "-c", str(project.config_path)])
+    document = _document(result, ExitCode.ATTENTION)
+    assert set(document) >= DECISION_KEYS | {"variants", "data", "policy"}
+    assert document["outcome"] == "keep_collecting"
+    assert document["variants"]["champion"]["metric"] is None
+
+
+@pytest.mark.answers
+def test_monitor_json_prints_the_summary_for_every_status(trained: Path, tmp_path: Path) -> None:
+    project = _copy(trained, tmp_path)
+    config = str(project.root / "configs" / "project.yaml")
+    quiet = _document(runner.invoke(app, ["monitor", "--json", "-c", config]), ExitCode.OK)
+    assert quiet["status"] == "insufficient_data"
+    assert quiet["retrain"] is False
+    assert set(quiet) >= {"checked_at", "model", "champion_version", "current", "reasons"}
+
+    drifted = tmp_path / "drifted.parquet"
+    knobs = DemoSourceConfig(rows=600, seed=99, start=date(2025, 4, 1), covariate_shift=1.5)
+    write_table(generate_demo(knobs, project.config.train.task), drifted)
+    found = runner.invoke(app, ["monitor", "--json", "-c", config, "--source", str(drifted)])
+    document = _document(found, found.exit_code)
+    assert found.exit_code in {ExitCode.NEGATIVE, ExitCode.ATTENTION}, found.output
+    assert document["status"] in {"drift", "performance_drop"}
+    assert document["retrain"] is True
+    assert document["reasons"]
+    assert document["drift"]["drifted_share"] > 0

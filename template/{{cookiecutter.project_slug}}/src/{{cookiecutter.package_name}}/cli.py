@@ -2,7 +2,9 @@
 
 Heavy libraries (MLflow, scikit-learn, pandas, Evidently, FastAPI) are imported inside the
 commands that use them, so `--help` and every command start fast. Every command exits with a
-code from `exit_codes.ExitCode`; any failure without a decision of its own exits 2.
+code from `exit_codes.ExitCode`; any failure without a decision of its own exits 2. Results go to
+stdout and diagnostics (progress, warnings, errors) to stderr, so a pipe or a script reads the
+results alone; `--json` makes the results one JSON document.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
     from .config import Project
     from .promote import Decision
@@ -37,13 +40,41 @@ DEFAULT_CONFIG = Path("configs/project.yaml")
 DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Decide and record, but move no alias.")
 ]
+UNLIMITED = 1 << 20  # columns: a table in a pipe is as wide as its widest row needs
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print one JSON document on stdout instead of the table; the exit code is the same.",
+    ),
+]
 
 
 def console() -> Console:
-    """Messages go to stderr, so stdout stays clean for whatever a command prints as data."""
+    """Diagnostics (progress, warnings, errors) go to stderr, so stdout holds only results."""
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def results(width: int | None = None) -> Console:
+    """Results go to stdout, where a pipe reads them (`models | grep champion`); a line is never
+    wrapped there, so a script reads a long path whole."""
+    from rich.console import Console
+
+    return Console(soft_wrap=True, width=width)
+
+
+def print_json(document: Any) -> None:
+    """One JSON document on stdout and nothing else: masked like every text that leaves the
+    process; a non-finite number written as null (strict parsers such as jq refuse NaN), and a
+    path or a time as text, as the files the document was written to have them."""
+    from pydantic_core import to_json
+
+    from .redaction import redact_all
+
+    text = to_json(redact_all(document), indent=2, inf_nan_mode="null", fallback=str)
+    typer.echo(text.decode())
 
 
 class GuardedGroup(TyperGroup):
@@ -88,6 +119,9 @@ def options(
     redact_logs()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow writes "View run ... at <url>" to stdout after each run on a tracking server: stdout
+    # holds a command's results only (one JSON document with --json).
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def fail(message: str) -> NoReturn:
@@ -125,18 +159,23 @@ def open_project(config: Path) -> Project:
     return load_project(config)
 
 
-def report(decision: Decision) -> NoReturn:
-    """Print the one-sentence reason and exit with the outcome's code."""
+def report(decision: Decision, *, as_json: bool = False) -> NoReturn:
+    """Print the one-sentence reason and exit with the outcome's code. With `as_json`, stdout
+    gets the decision record as written (and where), and the sentence goes to stderr for the log.
+    """
     colour = {"promoted": "green", "rolled_back": "green", "keep_collecting": "yellow"}.get(
         decision.outcome.value, "red"
     )
-    out = console()
+    if as_json:
+        print_json({**decision.record, "record_path": decision.record_path})
+    out = console() if as_json else results()
     out.print(f"[{colour}]{decision.outcome.value}[/{colour}]: {decision.reason}")
     out.print(f"decision record: {decision.record_path}")
     finish(decision.outcome.exit_code)
 
 
 def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A command's result as a table, on stdout."""
     from rich.table import Table
 
     shown = Table(title=title)
@@ -144,7 +183,16 @@ def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
         shown.add_column(column, justify="left" if i == 0 else "right")
     for row in rows:
         shown.add_row(*row)
-    console().print(shown)
+    print_table(shown)
+
+
+def print_table(shown: Table) -> None:
+    """On stdout: fitted to a terminal; whole in a pipe or a file, where a cell cut short to 80
+    columns (`20261207T0328…`) would lose the very value a script or `grep` looks for."""
+    out = results()
+    if not out.is_terminal:
+        out = results(width=results(width=UNLIMITED).measure(shown).maximum)
+    out.print(shown)
 
 
 @app.command("ingest")
@@ -212,7 +260,7 @@ def train_command(
             for name, value in result.metrics.items()
         ],
     )
-    out = console()
+    out = results()
     out.print(
         f"registered [bold]{result.model_name}[/bold] v{result.version} as challenger, "
         f"{result.scoring}"
@@ -224,22 +272,26 @@ def train_command(
 
 
 @app.command("promote")
-def promote_command(config: ConfigOption = DEFAULT_CONFIG, dry_run: DryRunOption = False) -> None:
+def promote_command(
+    config: ConfigOption = DEFAULT_CONFIG,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
     """Run the A/B gate: exit 0 promoted, 1 rejected, 2 error. Writes a decision record."""
     from .promote import promote
 
     project = open_project(config)
     with step("comparing challenger and champion on the latest holdout"):
         decision = promote(project, dry_run=dry_run)
-    report(decision)
+    report(decision, as_json=as_json)
 
 
 @app.command("rollback")
-def rollback_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
+def rollback_command(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
     """Point `champion` back at `previous-champion`: exit 0 rolled back, 2 error."""
     from .promote import rollback
 
-    report(rollback(open_project(config)))
+    report(rollback(open_project(config)), as_json=as_json)
 
 
 @app.command("ab-report")
@@ -248,12 +300,14 @@ def ab_report_command(
     since: Annotated[
         datetime | None, typer.Option(help="Only predictions from this instant (UTC) on.")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Analyse the online experiment: exit 0 promote, 1 roll back, 3 keep collecting, 2 error."""
     from .promote import ab_report
 
     project = open_project(config)
-    report(ab_report(project, since=since.replace(tzinfo=UTC) if since else None))
+    decision = ab_report(project, since=since.replace(tzinfo=UTC) if since else None)
+    report(decision, as_json=as_json)
 
 
 @app.command("serve")
@@ -326,7 +380,7 @@ def batch_predict_command(
                 chunk_rows,
                 on_chunk=lambda rows: progress.advance(task, rows),
             )
-    out.print(
+    results().print(
         f"scored {result.rows_scored:,} of {result.rows_read:,} rows with "
         f"v{result.model_version} ({result.scoring} scoring) into {result.output}"
     )
@@ -349,7 +403,7 @@ def replay_command(
     from .serve import replay
 
     result = replay(open_project(config), source, url, rows=rows, labels=labels)
-    console().print(f"{url}: {result.summary()}", soft_wrap=True)  # one line, for scripts
+    results().print(f"{url}: {result.summary()}")  # one line, for scripts
     if result.failed:
         finish(ExitCode.ERROR)
 
@@ -360,6 +414,7 @@ def monitor_command(
     source: Annotated[
         Path | None, typer.Option(help="A CSV/Parquet file instead of the prediction log.")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Check drift and performance: exit 0 ok, 1 drift, 3 performance drop, 2 error."""
     from .monitor import monitor
@@ -367,6 +422,11 @@ def monitor_command(
     project = open_project(config)
     with step("comparing the current window with the champion's reference data"):
         result = monitor(project, source=source)
+    if as_json:
+        print_json(result.summary)  # the summary as written beside the drift report
+        out = console()
+        out.print(f"monitor: {result.status}", *(f"- {r}" for r in result.reasons), sep="\n")
+        finish(result.exit_code)
     drift = result.summary.get("drift", {})
     rows = [
         ["rows in window", str(result.summary["current"]["rows"])],
@@ -382,7 +442,7 @@ def monitor_command(
         )
     rows.append(["retrain", "yes" if result.retrain else "no"])
     table(f"monitor: {result.status}", ["check", "value"], rows)
-    out = console()
+    out = results()
     for reason in result.reasons:
         out.print(f"- {reason}")
     if result.report:
@@ -391,14 +451,18 @@ def monitor_command(
 
 
 @app.command("retrain")
-def retrain_command(config: ConfigOption = DEFAULT_CONFIG, dry_run: DryRunOption = False) -> None:
+def retrain_command(
+    config: ConfigOption = DEFAULT_CONFIG,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
     """Ingest, train a challenger, run the gate: exit 0 promoted, 1 rejected, 2 error."""
     from .loop import retrain
 
     project = open_project(config)
     with step("retraining: ingest, train, gate"):
         decision = retrain(project, dry_run=dry_run)
-    report(decision)
+    report(decision, as_json=as_json)
 
 
 @app.command("report")
@@ -414,7 +478,7 @@ def report_command(
 
     project = open_project(config)
     page = write_report(project, out)
-    console().print(
+    results().print(
         f"wrote {project.shown(page.path)}: {page.headline}",
         markup=False,
         highlight=False,
@@ -430,7 +494,7 @@ def conventions_command(
     from .conventions import check
 
     failures = check(root.resolve())
-    out = console()
+    out = results()
     for name, problems in failures.items():
         mark = "[green]ok[/green]" if not problems else "[red]FAIL[/red]"
         out.print(f"{mark} {name}")
@@ -440,27 +504,32 @@ def conventions_command(
 
 
 @app.command("models")
-def models_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
+def models_command(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
     """List registered versions and the aliases that point at them."""
-    from .store import Store
+    from dataclasses import asdict
 
-    store = Store.open(open_project(config))
-    versions, aliases = store.versions(), store.aliases()
-    rows = []
-    for version in versions:
-        number = str(version.version)
-        names = ", ".join(sorted(alias for alias, v in aliases.items() if v == number))
-        tags = version.tags
-        rows.append(
-            [
-                number,
-                names,
-                tags.get("model_family", ""),
-                tags.get("snapshot_id", ""),
-                tags.get("trained_at", ""),
-            ]
+    from .store import read_versions
+
+    project = open_project(config)
+    model = project.config.tracking.registered_model
+    versions = read_versions(project)
+    if as_json:
+        aliases = {alias: row.version for row in versions for alias in row.aliases}
+        print_json(
+            {"model": model, "aliases": aliases, "versions": [asdict(row) for row in versions]}
         )
-    table(store.model_name, ["version", "aliases", "family", "snapshot", "trained at"], rows)
+        return
+    rows = [
+        [
+            row.version,
+            ", ".join(row.aliases),
+            row.family or "",
+            row.snapshot_id or "",
+            row.trained_at or "",
+        ]
+        for row in versions
+    ]
+    table(model, ["version", "aliases", "family", "snapshot", "trained at"], rows)
 
 
 @app.command("backends")
@@ -506,10 +575,10 @@ def demo_data_command(
         concept_shift=concept_shift,
     )
     write_table(generate_demo(source, task), out)
-    console().print(f"wrote {rows} rows to {out}")
+    results().print(f"wrote {rows} rows to {out}")
     if schema_out:
         demo_schema(task).to_yaml(schema_out)
-        console().print(f"wrote the schema to {schema_out}")
+        results().print(f"wrote the schema to {schema_out}")
 
 
 schema_app = typer.Typer(
@@ -598,10 +667,10 @@ def schema_infer_command(
     for decision in inferred.decisions:
         role = Text(decision.role) if decision.role else Text("left out", style="yellow")
         shown.add_row(Text(decision.name), role, Text(decision.declared), Text(decision.reason))
-    out_console = console()
-    out_console.print(shown)
+    print_table(shown)
+    out_console = results()
     for note in inferred.notes:
-        out_console.print(Text.assemble(("note: ", "yellow"), note))
+        console().print(Text.assemble(("note: ", "yellow"), note))
     inference.write_schema(inferred, destination, shown_data)
     left_out = f"; left out: {', '.join(inferred.left_out)}" if inferred.left_out else ""
     count = len(inferred.schema.columns)

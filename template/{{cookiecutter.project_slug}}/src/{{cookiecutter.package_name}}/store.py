@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -317,3 +318,58 @@ class Store:
             self.client.set_terminated(run.run_id, status)
             raise
         self.client.set_terminated(run.run_id, "FINISHED")
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """One registered version as `models` and the report page show it (and `models --json`
+    prints it); None where the registry holds no value."""
+
+    version: str
+    aliases: list[str]
+    family: str | None
+    snapshot_id: str | None  # the data it was trained on
+    trained_at: str | None
+    holdout: float | None  # the gate metric on the holdout it was trained with
+    promoted_at: str | None
+    promotion_reason: str | None
+    rolled_back_at: str | None
+
+
+def read_versions(project: Project) -> list[VersionRow]:
+    """Every registered version, oldest first. An embedded store that does not exist yet holds
+    none: it is not created just to be found empty."""
+    if project.uses_local_store and not project.local_store.exists():
+        return []
+    store = Store.open(project)
+    aliases = store.aliases()
+    name = project.config.gate_metric
+    rows = []
+    for version in store.versions():
+        number, tags = str(version.version), version.tags
+        rows.append(
+            VersionRow(
+                version=number,
+                aliases=sorted(alias for alias, v in aliases.items() if v == number),
+                family=tags.get("model_family"),
+                snapshot_id=tags.get("snapshot_id"),
+                trained_at=tags.get("trained_at"),
+                holdout=_holdout(store, version.run_id, tags, name),
+                promoted_at=tags.get("promoted_at"),
+                promotion_reason=tags.get("promotion_reason"),
+                rolled_back_at=tags.get("rolled_back_at"),
+            )
+        )
+    return rows
+
+
+def _holdout(store: Store, run_id: str | None, tags: dict[str, str], name: str) -> float | None:
+    """The version tag `holdout_<metric>` (training tags the training metric), else the metric
+    its run logged, for a gate metric other than the training one."""
+    key = f"holdout_{name}"
+    if key in tags:
+        return float(tags[key])
+    if run_id is None:
+        return None
+    logged = store.client.get_run(run_id).data.metrics.get(key)
+    return None if logged is None else float(logged)

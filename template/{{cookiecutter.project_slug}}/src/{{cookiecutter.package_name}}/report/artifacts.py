@@ -1,6 +1,7 @@
-"""What the loop left behind, read back for the page: the registry, the prediction log, the
-newest monitor summary and the decision records. Nothing here recomputes a decision; every
-number comes from where the stage that made it wrote it down."""
+"""What the loop left behind, read back for the page: the prediction log, the newest monitor
+summary and the decision records (the registry's versions are `store.read_versions`, which
+`models` prints too). Nothing here recomputes a decision; every number comes from where the stage
+that made it wrote it down."""
 
 from __future__ import annotations
 
@@ -18,63 +19,10 @@ import sqlalchemy as sa
 from ..config import Project
 from ..metrics import MIN_SLICE_ROWS, Metric, metric
 from ..predictions import PredictionLog, PredictionLogError, short_reason
-from ..store import Store
 
 # Points per version on the metric-over-time chart: enough to show a trend, few enough that each
 # rests on tens of labels even for a version with only a few hundred.
 MAX_POINTS_PER_VERSION = 12
-
-
-@dataclass(frozen=True)
-class VersionRow:
-    """One registered version as the page shows it; None where the registry holds no value."""
-
-    version: str
-    aliases: list[str]
-    family: str | None
-    trained_at: str | None
-    holdout: float | None  # the gate metric on the holdout it was trained with
-    promoted_at: str | None
-    promotion_reason: str | None
-    rolled_back_at: str | None
-
-
-def read_versions(project: Project) -> list[VersionRow]:
-    """Every registered version, oldest first. An embedded store that does not exist yet holds
-    none: it is not created just to be found empty."""
-    if project.uses_local_store and not project.local_store.exists():
-        return []
-    store = Store.open(project)
-    aliases = store.aliases()
-    name = project.config.gate_metric
-    rows = []
-    for version in store.versions():
-        number, tags = str(version.version), version.tags
-        rows.append(
-            VersionRow(
-                version=number,
-                aliases=sorted(alias for alias, v in aliases.items() if v == number),
-                family=tags.get("model_family"),
-                trained_at=tags.get("trained_at"),
-                holdout=_holdout(store, version.run_id, tags, name),
-                promoted_at=tags.get("promoted_at"),
-                promotion_reason=tags.get("promotion_reason"),
-                rolled_back_at=tags.get("rolled_back_at"),
-            )
-        )
-    return rows
-
-
-def _holdout(store: Store, run_id: str | None, tags: dict[str, str], name: str) -> float | None:
-    """The version tag `holdout_<metric>` (training tags the training metric), else the metric
-    its run logged, for a gate metric other than the training one."""
-    key = f"holdout_{name}"
-    if key in tags:
-        return float(tags[key])
-    if run_id is None:
-        return None
-    logged = store.client.get_run(run_id).data.metrics.get(key)
-    return None if logged is None else float(logged)
 
 
 @dataclass(frozen=True)

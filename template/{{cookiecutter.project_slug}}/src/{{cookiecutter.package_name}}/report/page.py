@@ -23,19 +23,17 @@ from ..config import Project
 from ..files import written_whole
 from ..metrics import MIN_SLICE_ROWS
 from ..redaction import redact
-from ..store import CHAMPION
+from ..store import CHAMPION, VersionRow, read_versions
 from . import figures
 from .artifacts import (
     Monitored,
     Record,
     Traffic,
-    VersionRow,
     decision_records,
     gate_metric,
     metric_buckets,
     newest_monitor,
     read_traffic,
-    read_versions,
     version_metric,
 )
 
