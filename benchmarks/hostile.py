@@ -206,6 +206,35 @@ def relabel(port: int, row: Mapping[str, Any]) -> Probe:
     )
 
 
+# --- probes of the command line ------------------------------------------------------------
+
+# Runs one CLI command of the project: (exit code, stdout, stderr).
+Command = Callable[[list[str]], tuple[int, str, str]]
+
+
+def results_on_stdout(cli: Command) -> Probe:
+    """Finding 14: `models` lists the champion on stdout (a pipe to grep works with stderr
+    discarded), and `models --json` prints one JSON document that names it."""
+    code, listed, _ = cli(["models"])
+    json_code, document, _ = cli(["models", "--json"])
+    try:
+        aliases = json.loads(document).get("aliases", {})
+    except (ValueError, AttributeError):
+        aliases = None
+    return Probe(
+        name="results_on_stdout_and_json",
+        finding=14,
+        sent="models 2>/dev/null; models --json 2>/dev/null",
+        measured=f"exit {code}, champion on stdout: {'champion' in listed}; exit {json_code}, "
+        f"aliases {aliases}",
+        passed=code == 0
+        and "champion" in listed
+        and json_code == 0
+        and isinstance(aliases, dict)
+        and "champion" in aliases,
+    )
+
+
 # --- probes of a service that requires an API key -------------------------------------------
 
 

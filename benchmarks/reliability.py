@@ -583,6 +583,26 @@ def hostile_input(server: Server, row: dict[str, Any]) -> list[hostile.Probe]:
     ]
 
 
+def command_line(project: sb.Project) -> list[hostile.Probe]:
+    """The trust review's probes of the project's CLI, run as a user would (its own python)."""
+    note("hostile input: the command line")
+
+    def cli(args: list[str]) -> tuple[int, str, str]:
+        done = subprocess.run(  # noqa: S603 - the project's own CLI
+            [str(project.python), "-m", project.package, *args],
+            cwd=project.root,
+            env=sb.project_env(project),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        return done.returncode, done.stdout, done.stderr
+
+    return [hostile.results_on_stdout(cli)]
+
+
 def keyed_service(
     project: sb.Project, logs: Path, config: ServiceConfig, settings: Settings
 ) -> list[hostile.Probe]:
@@ -640,6 +660,7 @@ def run(project_root: Path, settings: Settings, schemathesis: Path | None) -> di
         crash["integrity_check"] = integrity(config.prediction_log)
         cold = cold_start_without_registry(project, logs, bodies[0], settings)
         probes += keyed_service(project, logs, config, settings)
+        probes += command_line(project)
     probes.append(hostile.Probe(**cold["probe"]))
     return summarise(
         project=project,

@@ -24,6 +24,7 @@ HOSTILE_PROBES = {
     "lone_surrogates_are_422s",
     "relabels_are_counted",
     "api_docs_need_the_key",
+    "results_on_stdout_and_json",
 }
 
 
