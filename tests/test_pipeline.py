@@ -34,6 +34,9 @@ LINT_INPUTS = ("*.py", "*.pyi", "pyproject.toml")
 # Option sets whose projects also run `nox -s spark` (the Spark engine against the pandas one):
 # both tasks. It installs PySpark (about 480 MB, once per run through uv's cache) and needs Java.
 SPARK_OPTION_SETS = {"default", "regression-linear"}
+# The option set whose project also runs `nox -s batch-predict -- ... --engine spark`: the session
+# installs the spark extra into its own venv. Once: a venv and a Spark job take a minute or more.
+BATCH_SESSION_OPTION_SET = "default"
 
 
 def assert_committed(project: Path) -> None:
@@ -98,7 +101,28 @@ def build(option: OptionSet, base: Path, *, full: bool) -> Path:
     run_logged(tests, cwd=project, log=log, timeout=NOX_TIMEOUT)
     rest = ["pipeline", *(["spark"] if option.id in SPARK_OPTION_SETS else [])]
     run_logged(nox_command("-s", *rest), cwd=project, log=log, timeout=NOX_TIMEOUT)
+    if option.id == BATCH_SESSION_OPTION_SET:
+        score_with_the_batch_session(project, base / "scored", log)
     return project
+
+
+def score_with_the_batch_session(project: Path, output: Path, log: Path) -> None:
+    """`nox -s batch-predict -- <newest holdout> <output> --engine spark` scores with the champion
+    on Spark, in a venv of its own that holds PySpark (the extra the session installs)."""
+    snapshots = project / "data" / "snapshots"
+    holdout = (
+        snapshots / (snapshots / "LATEST").read_text(encoding="utf-8").strip() / "holdout.parquet"
+    )
+    args = [str(holdout), str(output), "--engine", "spark"]
+    run_logged(
+        nox_command("-s", "batch-predict", "--", *args), cwd=project, log=log, timeout=NOX_TIMEOUT
+    )
+    assert sorted(output.glob("*.parquet")), f"no scores under {output}"
+    venv_python = project / ".nox" / "batch-predict" / "bin" / "python"
+    has_pyspark = (
+        "import importlib.util, sys; sys.exit(importlib.util.find_spec('pyspark') is None)"
+    )
+    assert subprocess.run([str(venv_python), "-c", has_pyspark], check=False).returncode == 0
 
 
 @pytest.fixture(scope="session")

@@ -120,7 +120,7 @@ def test_project_contract_files(rendered: Rendered) -> None:
     )
     # `* name -> docstring` for selected sessions, `- name -> ...` for the others.
     sessions = set(re.findall(r"^[*-] (\S+)", listed.stdout, flags=re.MULTILINE))
-    assert {"lint", "typecheck", "tests", "pipeline"} <= sessions
+    assert {"lint", "typecheck", "tests", "pipeline", "batch-predict"} <= sessions
 
 
 def test_files_parse(rendered: Rendered) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -347,6 +348,27 @@ def serve(session: nox.Session) -> None:
     """Run the service locally: `nox -s serve -- --port 8000`."""
     install(session)
     session.run(PACKAGE, "serve", *session.posargs)
+
+
+# The extra each `batch-predict --engine` needs; an engine not named here needs none.
+ENGINE_EXTRAS = {"spark": "spark"}
+
+
+def batch_engine(args: Sequence[str]) -> str:
+    """The `--engine` that `batch-predict` will read from `args` (pandas when none)."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--engine", default="pandas")
+    return str(parser.parse_known_args(args)[0].engine)
+
+
+@nox.session(name="batch-predict")
+def batch_predict(session: nox.Session) -> None:
+    """Score a table with the champion, with the extra its engine needs installed in this
+    session's own venv (no other session's reinstall takes it away):
+    `nox -s batch-predict -- customers/ scored/ --engine spark` (Java 17+), or
+    `-- customers.csv scored.parquet` for pandas, which needs nothing more."""
+    install(session, extras=ENGINE_EXTRAS.get(batch_engine(session.posargs), ""))
+    session.run(PACKAGE, "batch-predict", *session.posargs)
 
 
 @nox.session(name="demo-data")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -177,6 +178,25 @@ def test_an_error_message_keeps_its_square_brackets_and_masks_secrets(tmp_path: 
     message = "".join(result.output.split())
     assert "extra[spark]/password=***" in message
     assert planted not in result.output
+
+
+@pytest.mark.answers
+@pytest.mark.skipif(
+    importlib.util.find_spec("pyspark") is not None,
+    reason="PySpark is installed: the hint is for a venv without the spark extra",
+)
+def test_the_spark_engine_without_its_extra_names_the_session_and_the_pip_command(
+    project: Project, tmp_path: Path
+) -> None:
+    """Here, as in every venv but the `spark` and `batch-predict` sessions', PySpark is absent."""
+    config = str(project.root / "configs" / "project.yaml")
+    args = [str(tmp_path / "in.csv"), str(tmp_path / "out"), "--engine", "spark", "-c", config]
+    result = runner.invoke(app, ["batch-predict", *args])
+    assert result.exit_code == ExitCode.ERROR, result.output
+    message = " ".join(result.output.split())
+    assert "`nox -s batch-predict -- --engine spark SOURCE OUTPUT`" in message
+    assert "pip install -e '.[spark]'" in message
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_exit_code_table_gives_each_code_one_meaning() -> None:

@@ -1,6 +1,6 @@
 """`batch-predict --engine spark` against the pandas engine: the same rows, scores and quarantine,
-on the compiled and the scikit-learn paths. They need the spark extra and Java: `nox -s spark`
-runs them; without PySpark they are skipped."""
+in the same Arrow schema, on the compiled and the scikit-learn paths, from CSV and Parquet. They
+need the spark extra and Java: `nox -s spark` runs them; without PySpark they are skipped."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -24,6 +26,7 @@ from {{ cookiecutter.package_name }}.data import (
     write_table,
 )
 from {{ cookiecutter.package_name }}.serve import batch_predict
+from {{ cookiecutter.package_name }}.serve.batch import SOURCE_FILE
 from {{ cookiecutter.package_name }}.serve.spark import SparkUnavailableError, require_spark, spark_batch_predict
 
 from .conftest import first_champion, write_project
@@ -48,6 +51,9 @@ def scored_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proj
     raw.loc[PLANTED_ROW, schema.numeric_features[0]] = "not-a-number"
     source = project.root / "to_score.csv"
     write_table(raw, source)
+    # The same rows as Parquet, typed as ingest writes them; the planted column stays text.
+    typed = raw.astype({schema.numeric_features[0]: "string"})
+    write_table(typed, source.with_suffix(".parquet"))
     yield project, source
     from pyspark.sql import SparkSession
 
@@ -55,20 +61,28 @@ def scored_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proj
         session.stop()
 
 
-def _keyed(frame: pd.DataFrame, project: Project) -> pd.DataFrame:
-    schema = project_schema(project)
-    keys = [schema.key_column, schema.timestamp_column]
-    frame = frame.copy()
-    frame[keys[0]] = frame[keys[0]].astype(str)
-    frame[keys[1]] = pd.to_datetime(frame[keys[1]], utc=True).astype("datetime64[us, UTC]")
-    return frame.sort_values(keys).reset_index(drop=True)
+def _rows(path: Path) -> pa.Table:
+    """A Parquet file, or a folder of them, as one table: a folder's files must agree."""
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    return pa.concat_tables([pq.read_table(file) for file in files])
 
 
-@pytest.mark.parametrize("scoring", ["compiled", "scikit-learn"])
-def test_both_engines_give_the_same_scores_and_quarantine(
-    scored_file: tuple[Project, Path], scoring: str, tmp_path: Path
+def _arrow_schemas(path: Path) -> set[str]:
+    """The Arrow schema of each file (without the writer's metadata), as text."""
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    return {pq.read_schema(file).remove_metadata().to_string() for file in files}
+
+
+@pytest.mark.parametrize(
+    ("scoring", "suffix"), [("compiled", ".csv"), ("scikit-learn", ".parquet")]
+)
+def test_both_engines_write_the_same_rows_in_one_arrow_schema(
+    scored_file: tuple[Project, Path], scoring: str, suffix: str, tmp_path: Path
 ) -> None:
-    trained, source = scored_file
+    """Scores and quarantine, file by file, in one Arrow schema (the time as UTC microseconds),
+    so both engines' outputs concatenate, and their scores join on the key and the time."""
+    trained, csv = scored_file
+    source = csv.with_suffix(suffix)
     project = write_project(trained.root, sections={"serve": {"scoring": scoring}})
     by_pandas = batch_predict(project, source, tmp_path / "pandas.parquet")
     config = str(project.root / "configs" / "project.yaml")
@@ -78,29 +92,38 @@ def test_both_engines_give_the_same_scores_and_quarantine(
     )
     assert answer.exit_code == 0, answer.output
     assert f"({scoring} scoring)" in " ".join(answer.output.split())
-
     spark_quarantine = tmp_path / "spark.quarantine"
     assert spark_quarantine.is_dir()
-    scored = _keyed(pd.read_parquet(tmp_path / "spark"), project)
-    expected = _keyed(pd.read_parquet(by_pandas.output), project)
-    assert len(scored) == len(expected) == by_pandas.rows_scored
-    keys = list(expected.columns[:2])
-    assert scored[keys].equals(expected[keys])
-    assert np.abs(scored["prediction"] - expected["prediction"]).max() <= 1e-9
-    assert (scored["model_version"] == by_pandas.model_version).all()
-    if "label" in expected:
-        assert scored["label"].equals(expected["label"])
-
-    quarantined = pd.read_parquet(spark_quarantine).sort_values(SOURCE_ROW, ignore_index=True)
     assert by_pandas.quarantine_file is not None
-    refused = pd.read_parquet(by_pandas.quarantine_file).sort_values(SOURCE_ROW, ignore_index=True)
-    assert len(quarantined) == by_pandas.rows_quarantined > 0
-    assert quarantined[refused.columns].astype(str).equals(refused.astype(str))
-    planted = quarantined.set_index(SOURCE_ROW).loc[PLANTED_ROW]
-    feature = project_schema(project).numeric_features[0]
+    schema = project_schema(project)
+    keys = [schema.key_column, schema.timestamp_column]
+
+    for pandas_file, spark_folder in (
+        (by_pandas.output, tmp_path / "spark"),
+        (by_pandas.quarantine_file, spark_quarantine),
+    ):
+        assert _arrow_schemas(pandas_file) == _arrow_schemas(spark_folder)
+        pa.concat_tables([_rows(pandas_file), _rows(spark_folder)])  # what a reader of both does
+    by_spark = _rows(tmp_path / "spark")
+    assert by_spark.schema.field(schema.timestamp_column).type == pa.timestamp("us", tz="UTC")
+
+    joined = _rows(by_pandas.output).join(by_spark, keys=keys, right_suffix=" (spark)")
+    assert joined.num_rows == by_spark.num_rows == by_pandas.rows_scored
+    both = joined.to_pandas()
+    assert np.abs(both["prediction"] - both["prediction (spark)"]).max() <= 1e-9
+    assert (both["model_version (spark)"] == by_pandas.model_version).all()
+    if "label" in both:
+        assert both["label"].equals(both["label (spark)"])
+
+    quarantined = _rows(spark_quarantine).sort_by(SOURCE_ROW)
+    refused = _rows(by_pandas.quarantine_file).sort_by(SOURCE_ROW)
+    assert quarantined.num_rows == by_pandas.rows_quarantined > 0
+    assert quarantined.to_pylist() == refused.to_pylist()
+    planted = quarantined.to_pandas().set_index(SOURCE_ROW).loc[PLANTED_ROW]
+    feature = schema.numeric_features[0]
     assert planted[REASON].startswith(f"{feature}: ")
     assert "not a number" in planted[REASON]
-    assert planted["source_file"].endswith("to_score.csv")
+    assert planted[SOURCE_FILE] == source.resolve().as_uri()
 
 
 def test_a_folder_is_scored_with_rows_numbered_per_file(
@@ -120,7 +143,7 @@ def test_a_folder_is_scored_with_rows_numbered_per_file(
     )
     assert result.quarantine_file is not None
     quarantined = pd.read_parquet(result.quarantine_file)
-    from_b = quarantined[quarantined["source_file"].str.endswith("b.csv")]
+    from_b = quarantined[quarantined[SOURCE_FILE].str.endswith("b.csv")]
     assert not from_b.empty
     assert whole.quarantine_file is not None
     refused = pd.read_parquet(whole.quarantine_file)[SOURCE_ROW]

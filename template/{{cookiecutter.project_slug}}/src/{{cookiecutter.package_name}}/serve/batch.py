@@ -1,12 +1,13 @@
 """Batch scoring: a file of any size, scored with the champion chunk by chunk.
 
 Memory holds one chunk at a time; rows the schema refuses go to a quarantine file next to the
-output, with their row number in the source, instead of failing the whole file.
+output, with their row number in the source, instead of failing the whole file. The Arrow schema
+of both outputs is here (`output_schemas`), and the Spark engine (`spark.py`) writes it too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,52 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config import FileSourceConfig, Project
-from ..data import SOURCE_ROW, DataError, DataSchema, project_schema, validate
+from ..data import REASON, SOURCE_ROW, DataError, DataSchema, project_schema, validate
 from ..data.sources import check_header, csv_delimiter
 from ..metrics import decisions
 from ..store import Store
 from .registry import version_scorer
+
+SOURCE_FILE = "source_file"  # quarantined rows: the URI of the file they came from
+# Time as UTC instants in microseconds, in both engines' files. ingest reads every time as a UTC
+# instant; microseconds are what Spark's timestamps hold (nanoseconds cannot pass through Spark,
+# and pandas writes microseconds for parsed text); a time zone makes each value an instant that
+# joins and compares with any other reader's, where a naive time is only a wall-clock reading.
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class OutputSchemas:
+    """The Arrow schemas of the scored rows and of the quarantined ones."""
+
+    scored: pa.Schema
+    quarantined: pa.Schema
+
+
+def checked_columns(schema: DataSchema, available: Sequence[str]) -> list[str]:
+    """The columns `validate` checks when scoring: all but the target, and the timestamp only
+    when the data has one."""
+    return [
+        column.name
+        for column in schema.columns
+        if column.name != schema.target.name
+        and (column.name != schema.timestamp_column or column.name in available)
+    ]
+
+
+def output_schemas(schema: DataSchema, columns: Sequence[str], classify: bool) -> OutputSchemas:
+    """Both engines' outputs for data whose checked columns are `columns`: one schema, so their
+    files concatenate and join. A scored row: its key (and time), score, version and, for a
+    classifier, label. A quarantined row: where it came from, its cells as text, the reasons."""
+    scored = [pa.field(schema.key_column, pa.string())]
+    if schema.timestamp_column in columns:
+        scored.append(pa.field(schema.timestamp_column, TIMESTAMP))
+    scored += [pa.field("prediction", pa.float64()), pa.field("model_version", pa.string())]
+    if classify:
+        scored.append(pa.field("label", pa.int64()))
+    quarantined = [pa.field(SOURCE_FILE, pa.string()), pa.field(SOURCE_ROW, pa.int64())]
+    quarantined += [pa.field(name, pa.string()) for name in [*columns, REASON]]
+    return OutputSchemas(pa.schema(scored), pa.schema(quarantined))
 
 
 @dataclass(frozen=True)
@@ -70,20 +112,19 @@ def _chunks(source: Path, rows: int, delimiter: str | None = None) -> Iterator[p
 
 
 class _Appender:
-    """A Parquet file written chunk by chunk, so memory holds one chunk at a time."""
+    """A Parquet file written chunk by chunk, so memory holds one chunk at a time; it is created
+    with the first rows, in the schema the first chunk's columns give (`output_schemas`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.writer: Any = None
-        self.schema: Any = None
 
-    def add(self, frame: pd.DataFrame) -> None:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+    def add(self, frame: pd.DataFrame, schema: pa.Schema) -> None:
+        table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.schema = table.schema
-            self.writer = pq.ParquetWriter(self.path, table.schema)
-        self.writer.write_table(table.cast(self.schema))
+            self.writer = pq.ParquetWriter(self.path, schema)
+        self.writer.write_table(table)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -113,18 +154,21 @@ def batch_predict(
         # A delimiter set for the training file is the one scored files use; else detected.
         training = project.config.data.source
         configured = training.delimiter if isinstance(training, FileSourceConfig) else None
+        origin = source.resolve().as_uri()  # as Spark names a file
         for chunk in _chunks(source, chunk_rows, configured):
             result = validate(chunk, schema, scoring=True)
+            columns = checked_columns(schema, list(chunk.columns))
+            written = output_schemas(schema, columns, classify)
             if len(result.quarantined):
-                shifted = result.quarantined[SOURCE_ROW] + read
-                rejected.add(
-                    result.quarantined.assign(**{SOURCE_ROW: shifted}).astype(
-                        dict.fromkeys(result.quarantined.columns.drop(SOURCE_ROW), "string")
-                    )
-                )
+                refused = result.quarantined
+                text = refused.drop(columns=[SOURCE_ROW]).astype("string")
+                text[SOURCE_ROW] = refused[SOURCE_ROW] + read
+                text[SOURCE_FILE] = origin
+                rejected.add(text, written.quarantined)
             if len(result.valid):
                 values = scorer.score_frame(result.valid)
-                scored.add(scored_columns(result.valid, schema, values, version, classify))
+                rows = scored_columns(result.valid, schema, values, version, classify)
+                scored.add(rows, written.scored)
             read += len(chunk)
             good += len(result.valid)
             bad += len(result.quarantined)

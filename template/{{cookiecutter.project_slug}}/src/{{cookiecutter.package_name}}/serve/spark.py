@@ -4,10 +4,12 @@ The same rows get the same verdicts and scores as with the pandas engine (`batch
 partition's rows go, in pandas batches (`mapInPandas`), through the very `validate` and champion
 scorer the pandas engine and the service use. Spark brings the reading, the parallelism and the
 writing: a local session on every core unless `master` names a cluster (or `spark-submit`
-started the session), then Parquet files of at most `ROWS_PER_FILE` rows each.
+started the session), then Parquet files of at most `ROWS_PER_FILE` rows each, in the pandas
+engine's Arrow schema (`batch.output_schemas`), so the two engines' files concatenate and join.
 
-PySpark is the project's optional `spark` extra, and Spark needs Java 17 or later; without either,
-`require_spark` says what to install before anything starts.
+PySpark is the project's optional `spark` extra (`nox -s batch-predict -- --engine spark ...`
+installs it), and Spark needs Java 17 or later; without either, `require_spark` says what to
+install before anything starts.
 """
 
 from __future__ import annotations
@@ -25,16 +27,22 @@ import numpy as np
 import pandas as pd
 
 from ..config import FileSourceConfig, Project
-from ..data import REASON, SOURCE_ROW, DataError, DataSchema, project_schema, validate
+from ..data import SOURCE_ROW, DataError, DataSchema, project_schema, validate
 from ..errors import ProjectError
 from ..scoring import Scorer
 from ..store import Store
-from .batch import BatchResult, quarantine_path, scored_columns
+from .batch import (
+    SOURCE_FILE,
+    BatchResult,
+    checked_columns,
+    output_schemas,
+    quarantine_path,
+    scored_columns,
+)
 from .registry import version_scorer
 
 ROWS_PER_BATCH = 50_000  # rows per pandas batch: what one validate and scorer call holds
 ROWS_PER_FILE = 1_000_000
-SOURCE_FILE = "source_file"  # quarantined rows: which file of the input they came from
 
 
 class SparkUnavailableError(ProjectError, RuntimeError):
@@ -46,7 +54,9 @@ def require_spark() -> None:
     if importlib.util.find_spec("pyspark") is None:
         raise SparkUnavailableError(
             "the Spark engine needs PySpark, the project's `spark` extra: "
-            "pip install -e '.[spark]' (or uv pip install -e '.[spark]')"
+            "`nox -s batch-predict -- --engine spark SOURCE OUTPUT` runs this command with it "
+            "in a virtualenv of its own, or install it here: pip install -e '.[spark]' "
+            "(or uv pip install -e '.[spark]')"
         )
     home = os.environ.get("JAVA_HOME")
     java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
@@ -65,6 +75,9 @@ def spark_session(master: str | None, name: str) -> Any:
     builder = (
         SparkSession.builder.appName(name)
         .config("spark.sql.session.timeZone", "UTC")
+        # Parquet's TIMESTAMP_MICROS, an instant in UTC: pyarrow reads timestamp[us, tz=UTC], as
+        # the pandas engine writes (batch.TIMESTAMP); Spark's default, INT96, reads as naive ns.
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ROWS_PER_BATCH))
         .config("spark.ui.showConsoleProgress", "false")
@@ -128,6 +141,11 @@ def _checked(
     for batch in batches:
         if batch.empty:
             continue
+        # Spark hands times over without their zone, as readings in the session's (UTC): as
+        # instants again, they are what the pandas engine reads from the same file.
+        for name, dtype in batch.dtypes.items():
+            if isinstance(dtype, np.dtype) and dtype.kind == "M":
+                batch[name] = batch[name].dt.tz_localize("UTC")
         files = batch.pop(SOURCE_FILE).to_numpy(dtype=object)
         numbers = np.empty(len(batch), dtype=np.int64)
         for name in dict.fromkeys(files):
@@ -163,18 +181,6 @@ def _quarantined(
             yield text.assign(**{SOURCE_ROW: numbers[position], SOURCE_FILE: files[position]})
 
 
-def _output_schemas(schema: DataSchema, present: list[str], classify: bool) -> tuple[str, str]:
-    """Spark's DDL for the scored rows (as `scored_columns` makes them) and the quarantined ones
-    (every column as text, as the pandas engine writes them, with the reasons and the origin)."""
-    keys = [schema.key_column, *[n for n in present if n == schema.timestamp_column]]
-    scored = [f"`{key}` {'string' if key == schema.key_column else 'timestamp'}" for key in keys]
-    scored += ["prediction double", "model_version string"]
-    scored += ["label bigint"] if classify else []
-    bad = [f"`{name}` string" for name in [*present, REASON]]
-    bad += [f"`{SOURCE_ROW}` bigint", f"`{SOURCE_FILE}` string"]
-    return ", ".join(scored), ", ".join(bad)
-
-
 def spark_batch_predict(
     project: Project, source: Path, output: Path, master: str | None = None
 ) -> BatchResult:
@@ -193,18 +199,16 @@ def spark_batch_predict(
     delimiter = training.delimiter if isinstance(training, FileSourceConfig) else None
 
     from pyspark.sql import functions
+    from pyspark.sql.pandas.types import from_arrow_schema
 
     spark = spark_session(master, f"{project.config.tracking.registered_model} batch-predict")
     frame = _read(spark, source, delimiter)
-    needed = [c.name for c in schema.columns if c.name != schema.target.name]
-    if missing := [
-        name for name in needed if name not in frame.columns and name != schema.timestamp_column
-    ]:
+    present = checked_columns(schema, frame.columns)
+    if missing := [name for name in present if name not in frame.columns]:
         raise DataError(f"{source}: the data lacks required columns: {', '.join(missing)}")
-    present = [name for name in needed if name in frame.columns]
     frame = frame.select(*present).withColumn(SOURCE_FILE, functions.input_file_name())
     offsets = _row_offsets(frame)
-    scored_schema, quarantine_schema = _output_schemas(schema, present, classify)
+    written = output_schemas(schema, present, classify)
     scored = frame.mapInPandas(
         partial(
             _scored,
@@ -214,10 +218,11 @@ def spark_batch_predict(
             version=version,
             classify=classify,
         ),
-        scored_schema,
+        from_arrow_schema(written.scored),
     )
     quarantined = frame.mapInPandas(
-        partial(_quarantined, schema=schema, offsets=offsets), quarantine_schema
+        partial(_quarantined, schema=schema, offsets=offsets),
+        from_arrow_schema(written.quarantined),
     )
     bad_folder = quarantine_path(output)
     for result, folder in ((scored, output), (quarantined, bad_folder)):
