@@ -152,10 +152,10 @@ def test_the_api_schema_documents_every_answer_and_bound(
     project, client = served
     api = client.get("/openapi.json").json()
     for path in ("/predict", "/predict/batch"):
-        assert {"200", "400", "401", "411", "413", "422", "503"} <= set(
+        assert {"200", "400", "401", "408", "411", "413", "422", "503"} <= set(
             api["paths"][path]["post"]["responses"]
         )
-    assert {"202", "404", "422"} <= set(api["paths"]["/feedback"]["post"]["responses"])
+    assert {"202", "404", "408", "422"} <= set(api["paths"]["/feedback"]["post"]["responses"])
     request = api["components"]["schemas"]["PredictionRequest"]["properties"]
     assert request["support_tickets"]["minimum"] == 0
     assert request["support_tickets"]["maximum"] == 100
