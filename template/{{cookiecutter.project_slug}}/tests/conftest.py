@@ -20,6 +20,7 @@ from {{ cookiecutter.package_name }}.config import Project, load_project
 from {{ cookiecutter.package_name }}.data import DataSchema, write_table
 from {{ cookiecutter.package_name }}.promote import Outcome, promote
 from {{ cookiecutter.package_name }}.serve import create_app
+from {{ cookiecutter.package_name }}.serve.server import server_options
 from {{ cookiecutter.package_name }}.store import CHAMPION, Store
 from {{ cookiecutter.package_name }}.train import TrainResult, train
 
@@ -118,15 +119,18 @@ def free_port() -> int:
 
 @contextmanager
 def running(project: Project) -> Iterator[httpx.Client]:
-    """A real uvicorn server in a thread; stopped (and its log flushed) on exit."""
+    """A real uvicorn server in a thread, with `serve`'s connection settings, once it has asked
+    the registry (start-up does not wait for it); stopped (and its log flushed) on exit."""
     port = free_port()
+    app = create_app(project)
+    options = server_options(project.config.serve)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
-    while not server.started:
+    while not server.started or app.state.service.models.last_checked is None:
         assert thread.is_alive(), "server stopped during start-up"
         assert time.monotonic() < deadline, "server did not start in time"
         time.sleep(0.05)

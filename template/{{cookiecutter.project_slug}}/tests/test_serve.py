@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,16 +24,17 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from {{ cookiecutter.package_name }}.config import PREDICTION_LOG_URL_ENV, DemoSourceConfig, Project, load_project
 from {{ cookiecutter.package_name }}.data import generate_demo, ingest, project_schema, read_snapshot, write_table
 from {{ cookiecutter.package_name }}.features import model_input
 from {{ cookiecutter.package_name }}.metrics import predict_scores
-from {{ cookiecutter.package_name }}.predictions import PredictionLog
+from {{ cookiecutter.package_name }}.predictions import POSTGRES_CONNECT_SECONDS, PredictionLog
 from {{ cookiecutter.package_name }}.serve import batch_predict
 from {{ cookiecutter.package_name }}.serve.app import UNMATCHED
 from {{ cookiecutter.package_name }}.serve.prometheus import ServiceMetrics
-from {{ cookiecutter.package_name }}.store import CHAMPION, MODEL_PATH, Store
+from {{ cookiecutter.package_name }}.store import CHAMPION, MODEL_PATH, Store, bounded_connect
 from {{ cookiecutter.package_name }}.train import train
 
 from .conftest import first_champion, free_port, running, write_project
@@ -150,10 +152,10 @@ def test_the_api_schema_documents_every_answer_and_bound(
     project, client = served
     api = client.get("/openapi.json").json()
     for path in ("/predict", "/predict/batch"):
-        assert {"200", "400", "401", "411", "413", "422", "503"} <= set(
+        assert {"200", "400", "401", "408", "411", "413", "422", "503"} <= set(
             api["paths"][path]["post"]["responses"]
         )
-    assert {"202", "404", "422"} <= set(api["paths"]["/feedback"]["post"]["responses"])
+    assert {"202", "404", "408", "422"} <= set(api["paths"]["/feedback"]["post"]["responses"])
     request = api["components"]["schemas"]["PredictionRequest"]["properties"]
     assert request["support_tickets"]["minimum"] == 0
     assert request["support_tickets"]["maximum"] == 100
@@ -614,10 +616,12 @@ class TrackingServer:
 
 
 @contextmanager
-def tracking_server(project: Project, log: Path) -> Iterator[TrackingServer]:
+def tracking_server(
+    project: Project, log: Path, port: int | None = None
+) -> Iterator[TrackingServer]:
     """A real MLflow tracking server over the project's store, in its own process group. Job
     execution is off: it would start worker processes these tests have no use for."""
-    port = free_port()
+    port = port or free_port()
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri"]
     command += [project.tracking_uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -668,3 +672,215 @@ def test_an_unreachable_tracking_server_keeps_the_champion_serving(
     assert planted not in ready.text
     assert "keeping the models in service" in caplog.text
     assert planted not in caplog.text
+
+
+# --- start-up without a backend, and clients that are slow on purpose ---------------------------
+
+
+@contextmanager
+def silent_port() -> Iterator[tuple[socket.socket, int]]:
+    """A port that takes connections and never answers: a database or tracking server that
+    hangs (the connect succeeds; the first answer never comes). Connections queue unaccepted,
+    so `accept` tells when a client has come."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield listener, int(listener.getsockname()[1])
+
+
+def _connected(listener: socket.socket, seconds: float) -> socket.socket:
+    """The first connection a client made to `listener` (the client is now waiting on it)."""
+    listener.settimeout(seconds)
+    connection, _ = listener.accept()
+    return connection
+
+
+@contextmanager
+def serving(
+    project: Project, output: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`serve` as a process of its own on a free port: (the process, its base URL)."""
+    port = free_port()
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve", "--port", str(port)]
+    command += ["--config", str(project.config_path)]
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            command,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=os.environ | (env or {}),
+            start_new_session=True,
+        )
+    try:
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _answers(url: str, seconds: float = 90) -> None:
+    """Wait until `url` answers at all (the process has imported and bound its port)."""
+
+    def answered() -> bool:
+        try:
+            httpx.get(url, timeout=1)
+        except httpx.TransportError:
+            return False
+        return True
+
+    _wait(answered, seconds)
+
+
+PLANTED = "s3cret-Pw"  # a password that must not leave the process
+
+
+def test_a_tracking_database_that_hangs_holds_up_neither_health_nor_shutdown(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL behind the tracking URI and the prediction log accepts connections and never
+    answers. The service is alive at once (/health), not ready (/ready 503 naming the registry
+    it waits for, password masked), refuses /predict saying why, and stops when told to."""
+    project = _trained(tmp_path / "hung-database")
+    with silent_port() as (listener, port):
+        database = f"postgresql://admin:{PLANTED}@127.0.0.1:{port}"
+        env = {"MLFLOW_TRACKING_URI": f"{database}/mlflow"}
+        env[PREDICTION_LOG_URL_ENV] = f"{database}/predictions"
+        output = tmp_path / "serve.log"
+        with serving(project, output, env) as (process, base):
+            held = _connected(listener, 90)  # the first registry poll is now waiting
+            try:
+                _answers(f"{base}/health")
+                for _ in range(5):  # each within a second, the registry poll still waiting
+                    assert httpx.get(f"{base}/health", timeout=1).json() == {"status": "alive"}
+                ready = httpx.get(f"{base}/ready", timeout=1)
+                assert ready.status_code == 503, ready.text
+                reason = ready.json()["registry_error"]
+                assert f"postgresql://admin:***@127.0.0.1:{port}/mlflow" in reason, reason
+                refused = httpx.post(f"{base}/predict", json=_rows(project, 1)[0], timeout=5)
+                assert refused.status_code == 503
+                assert "no champion model is loaded" in refused.json()["detail"]
+                assert "registry" in refused.json()["detail"]
+                stopping = time.monotonic()
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=30)
+                assert time.monotonic() - stopping < 15, "shutdown waited for the registry"
+            finally:
+                held.close()
+        for text in (ready.text, refused.text, output.read_text(errors="replace")):
+            assert PLANTED not in text
+
+
+def test_a_postgresql_tracking_uri_gives_up_on_a_database_that_never_answers() -> None:
+    """libpq waits for ever by default: one hung connect would hold the service's registry poll
+    for good, and it would never become ready, even once the database was back. The store adds
+    a connect timeout (one the URI sets wins), so the connect fails and the next poll retries."""
+    with silent_port() as (_, port):
+        given = f"postgresql+psycopg://admin:{PLANTED}@127.0.0.1:{port}/mlflow"
+        assert bounded_connect(f"{given}?connect_timeout=1") == f"{given}?connect_timeout=1"
+        engine = sa.create_engine(bounded_connect(given))
+        started = time.monotonic()
+        with pytest.raises(sa.exc.OperationalError):
+            engine.connect()
+        assert time.monotonic() - started < POSTGRES_CONNECT_SECONDS + 5
+        engine.dispose()
+
+
+def test_a_service_started_before_its_tracking_server_serves_once_that_answers(
+    tmp_path: Path,
+) -> None:
+    """The tracking server hangs while the service starts, then goes away and comes back: the
+    service answers /health throughout and becomes ready without a restart."""
+    project = _trained(tmp_path / "late-registry")
+    row = _rows(project, 1)[0]
+    with silent_port() as (listener, port):
+        env = {
+            "MLFLOW_TRACKING_URI": f"http://admin:{PLANTED}@127.0.0.1:{port}",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "600",
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        }
+        with serving(project, tmp_path / "serve.log", env) as (_, base):
+            held = _connected(listener, 90)
+            _answers(f"{base}/health")
+            assert httpx.get(f"{base}/health", timeout=1).status_code == 200
+            ready = httpx.get(f"{base}/ready", timeout=1)
+            assert ready.status_code == 503
+            assert f"http://admin:***@127.0.0.1:{port}" in ready.json()["registry_error"]
+            assert PLANTED not in ready.text
+            assert httpx.post(f"{base}/predict", json=row, timeout=5).status_code == 503
+            held.close()  # the hung poll fails: the service goes on polling
+            listener.close()
+            with tracking_server(project, tmp_path / "mlflow-server.log", port=port):
+                _wait(lambda: httpx.get(f"{base}/ready", timeout=5).status_code == 200, 120)
+                answer = httpx.post(f"{base}/predict", json=row, timeout=5)
+                assert answer.status_code == 200
+                assert answer.json()["model_version"] == "1"
+
+
+def _request_head(path: str, body_bytes: int) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {body_bytes}\r\n\r\n"
+    ).encode()
+
+
+def _closed_after(connection: socket.socket, limit: float) -> tuple[float, bytes]:
+    """Seconds until the server closed `connection` (at most `limit`), and what it sent."""
+    connection.settimeout(limit)
+    started, received = time.monotonic(), b""
+    while chunk := connection.recv(65_536):
+        received += chunk
+    return time.monotonic() - started, received
+
+
+def test_slow_clients_are_cut_off_and_connections_are_bounded(tmp_path: Path) -> None:
+    """Half a header, a silent connection and a body that stalls are each ended after their
+    serve.*_timeout_seconds; one connection over serve.max_connections gets a 503 while the
+    others are open, and is served once one closes."""
+    limits = {
+        "header_timeout_seconds": 1.0,
+        "body_timeout_seconds": 1.0,
+        "keep_alive_seconds": 60,
+        "max_connections": 3,
+    }
+    project = _trained(tmp_path / "slow-clients", **limits)
+    with serving(project, tmp_path / "serve.log") as (_, base):
+        _answers(f"{base}/health")
+        _wait(lambda: httpx.get(f"{base}/ready", timeout=5).status_code == 200)
+        address = ("127.0.0.1", int(base.rsplit(":", 1)[1]))
+
+        # Half a header, then nothing: closed, unanswered, after the header deadline.
+        with socket.create_connection(address) as half:
+            half.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0")
+            seconds, received = _closed_after(half, 10)
+        assert received == b""
+        assert 0.8 < seconds < 4, seconds
+        # A connection that never sends a byte is held no longer.
+        with socket.create_connection(address) as silent:
+            seconds, received = _closed_after(silent, 10)
+        assert (received, 0.8 < seconds < 4) == (b"", True), seconds
+
+        # Headers, then part of the body: a 408 after the body deadline, and the connection closed.
+        body = json.dumps(_rows(project, 1)[0]).encode()
+        with socket.create_connection(address) as stalled:
+            stalled.sendall(_request_head("/predict", len(body)) + body[:10])
+            seconds, received = _closed_after(stalled, 10)
+        assert received.startswith(b"HTTP/1.1 408 "), received
+        assert b"connection: close" in received.lower()
+        assert 0.8 < seconds < 4, seconds
+
+        # At the limit, a connection more is answered 503; it is served once another closes.
+        clients = [httpx.Client(base_url=base, timeout=5) for _ in range(3)]
+        try:
+            for client in clients:
+                assert client.get("/health").status_code == 200  # its connection stays open
+            with httpx.Client(base_url=base, timeout=5) as extra:
+                assert extra.get("/health").status_code == 503
+            clients.pop().close()
+            with httpx.Client(base_url=base, timeout=5) as extra:
+                assert extra.get("/health").status_code == 200
+            assert clients[0].post("/predict", json=_rows(project, 1)[0]).status_code == 200
+        finally:
+            for client in clients:
+                client.close()

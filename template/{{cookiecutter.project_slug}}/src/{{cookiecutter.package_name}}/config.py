@@ -215,6 +215,27 @@ class ServeConfig(Frozen):
     port: int = Field(default=8000, ge=1, le=65_535)
     max_batch_rows: int = Field(default=1_000, ge=1)
     max_body_bytes: int = Field(default=2_000_000, ge=1_024)
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0.0,
+        description="a client must send a request's headers within this long of connecting (or "
+        "of its first byte after an answer), else the connection is closed",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="a request's whole body must arrive within this long of its headers, else "
+        "it gets a 408 and the connection is closed",
+    )
+    keep_alive_seconds: int = Field(
+        default=5, ge=1, description="an idle keep-alive connection is closed after this long"
+    )
+    max_connections: int = Field(
+        default=1_000,
+        ge=1,
+        description="beyond this many open connections (or requests in flight) a request gets a "
+        "503; keep it under the process's open-file limit (ulimit -n)",
+    )
     registry_poll_seconds: float = Field(default=10.0, gt=0.0)
     flush_seconds: float = Field(
         default=1.0, gt=0.0, description="prediction log writes: a crash loses at most this much"

@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import mlflow
+import sqlalchemy as sa
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.entities.model_registry import ModelVersion
@@ -33,6 +34,7 @@ from mlflow.exceptions import MlflowException
 
 from .config import Project
 from .errors import ProjectError
+from .predictions import POSTGRES_CONNECT_SECONDS
 
 log = logging.getLogger(__name__)
 # Which machine and process a run belongs to, and why a run was ended for a process it outlived.
@@ -154,6 +156,18 @@ class Run:
             self.client.log_artifacts(self.run_id, str(saved), MODEL_PATH)
 
 
+def bounded_connect(uri: str) -> str:
+    """`uri`, with a connect timeout when it is a PostgreSQL URL that sets none. libpq waits for
+    ever by default: a database host that accepts and never answers held every registry poll of
+    the service (and any command) for good, so the service never became ready, even once the
+    database was back. MLflow retries a failed connect itself."""
+    url = sa.make_url(uri) if uri.startswith("postgresql") else None
+    if url is None or "connect_timeout" in url.query:
+        return uri
+    bounded = url.update_query_dict({"connect_timeout": str(POSTGRES_CONNECT_SECONDS)})
+    return bounded.render_as_string(hide_password=False)
+
+
 class Store:
     """The project's tracking store and its registered model. Open it with `Store.open`."""
 
@@ -166,7 +180,7 @@ class Store:
     def open(cls, project: Project) -> Store:
         """Re-point a moved embedded store (once, here), then bind a client to it."""
         relocate_store(project)
-        uri = project.tracking_uri
+        uri = bounded_connect(project.tracking_uri)
         return cls(project, MlflowClient(tracking_uri=uri, registry_uri=uri))
 
     # --- the registry ---------------------------------------------------------------------
@@ -201,7 +215,7 @@ class Store:
         """A registered version's model folder, fetched through this store's client."""
         uri = self.client.get_model_version_download_uri(self.model_name, version)
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=uri, dst_path=str(folder), tracking_uri=self.project.tracking_uri
+            artifact_uri=uri, dst_path=str(folder), tracking_uri=self.client.tracking_uri
         )
         return Path(local)
 

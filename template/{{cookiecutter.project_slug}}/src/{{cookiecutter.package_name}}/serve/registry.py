@@ -6,16 +6,24 @@ aliases through that same store: a moved project is re-pointed once, not on ever
 A request reads `models` once and uses what it got: a swap assigns a new mapping, so a request
 in flight finishes on the model it started with and none is dropped. When the registry is
 unreachable or a new version fails to load, the service keeps the models it has and says why.
+A registry that never answers (a PostgreSQL host that drops packets, a hung MLflow server) must
+hold up nothing but the poll: the service starts without it (`poll_registry`), answers /health
+at once and says in /ready what it is waiting for.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mlflow.entities.model_registry import ModelVersion
 
@@ -27,6 +35,7 @@ from ..store import CHALLENGER, CHAMPION, Store, load_model
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 2_000
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,7 @@ class ServedModels:
         self.models: dict[str, LoadedModel] = {}
         self.last_error: str | None = None
         self.last_checked: datetime | None = None
+        self.first_poll_started: float | None = None  # time.monotonic()
         # A poll the registry never answers (MLflow's client retries a dead server for minutes)
         # records no error; its age says it instead.
         self.overdue_after = 2 * project.config.serve.registry_poll_seconds
@@ -120,6 +130,8 @@ class ServedModels:
 
     def refresh(self) -> bool:
         """Load whatever the aliases point at now; returns True when a model changed. Blocking."""
+        if self.first_poll_started is None:
+            self.first_poll_started = time.monotonic()
         models, errors = dict(self.models), []
         try:
             store = self._opened_store()
@@ -148,7 +160,9 @@ class ServedModels:
         """What `/ready` answers: ready once a champion is loaded, and why the registry is not
         being followed (the last poll's error, or a poll that has not come back)."""
         models, error, checked = self.models, self.last_error, self.last_checked
-        if error is None and checked is not None:
+        if error is None and checked is None:
+            error = self._first_poll_pending()
+        elif error is None and checked is not None:
             silent = (datetime.now(UTC) - checked).total_seconds()
             if silent > self.overdue_after:
                 error = f"no answer from the registry for {silent:.0f} s"
@@ -158,6 +172,57 @@ class ServedModels:
             "registry_error": error,
             "last_checked": checked.isoformat() if checked else None,
         }
+
+    def _first_poll_pending(self) -> str:
+        """Why no model is loaded yet while the first poll has not come back: it names the
+        registry (masked), so an operator sees which backend the service waits for."""
+        where = redact(self.project.tracking_uri)
+        if self.first_poll_started is None:
+            return f"the registry at {where} has not been asked yet"
+        waited = time.monotonic() - self.first_poll_started
+        return f"no answer yet from the registry at {where} (asked {waited:.0f} s ago)"
+
+    def unavailable(self, alias: str) -> str:
+        """Why `alias` has no model, for a 503: the registry's state when it is the cause."""
+        reason = self.readiness()["registry_error"]
+        missing = f"no {alias} model is loaded"
+        return f"{missing}: {reason}" if reason else missing
+
+
+async def poll_registry(models: ServedModels) -> None:
+    """One `models.refresh()`, on a daemon thread of its own rather than the loop's executor.
+
+    A poll can block for as long as the registry's client lets it (libpq waits for ever by
+    default, MLflow's HTTP client retries for minutes). Interpreter exit joins executor threads,
+    so a hung poll there would keep a stopped service from exiting; a daemon thread is left
+    behind instead. Cancelling the await (at shutdown) does not stop the poll, only the wait."""
+    await on_daemon_thread(models.refresh, name="registry-poll")
+
+
+def on_daemon_thread(work: Callable[[], Result], name: str) -> asyncio.Future[Result]:
+    """`work()` on a new daemon thread, as a future of the running loop."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Result] = loop.create_future()
+
+    def settle(result: Result | None, error: BaseException | None) -> None:
+        if future.done():  # the waiting task was cancelled
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        result, failure = None, None
+        try:
+            result = work()
+        except BaseException as error:
+            failure = error
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, failure)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 def _versions(models: dict[str, LoadedModel]) -> dict[str, str]:

@@ -30,6 +30,7 @@ REFUSALS = {
     400: "The body is not JSON",
     401: "X-API-Key is required and missing or wrong",
     404: "Unknown prediction_id",
+    408: "The body did not arrive within serve.body_timeout_seconds",
     411: "A body without a Content-Length header",
     413: "The body is over serve.max_body_bytes",
     503: "No model is loaded for the request's variant",
@@ -203,7 +204,7 @@ def docs_router(schema: Callable[[], dict[str, Any]], title: str, mode: str) -> 
 def build_router(bodies: RequestModels) -> APIRouter:
     """Every route of the service, with the request models built for this project."""
     router = APIRouter()
-    scoring = refusals(400, 401, 411, 413, 503)
+    scoring = refusals(400, 401, 408, 411, 413, 503)
     keyed = [Depends(authorised)]
     router.add_api_route(
         "/predict",
@@ -229,7 +230,7 @@ def build_router(bodies: RequestModels) -> APIRouter:
         name="feedback",
         methods=["POST"],
         status_code=202,
-        responses=refusals(400, 401, 404, 411, 413),
+        responses=refusals(400, 401, 404, 408, 411, 413),
         dependencies=keyed,
     )
     router.add_api_route("/health", health, methods=["GET"])

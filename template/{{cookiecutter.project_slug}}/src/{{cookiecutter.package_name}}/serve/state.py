@@ -32,7 +32,7 @@ from ..scoring import COMPILED
 from ..store import CHALLENGER, CHAMPION
 from .batching import LogBuffer, MicroBatcher
 from .prometheus import ServiceMetrics
-from .registry import LoadedModel, ServedModels
+from .registry import LoadedModel, ServedModels, poll_registry
 from .schemas import Prediction
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class ServiceState:
 
     async def follow_registry(self) -> None:
         """Swap in whatever the aliases point at now (the registry is polled off the loop)."""
-        await asyncio.to_thread(self.models.refresh)
+        await poll_registry(self.models)
 
     # --- scoring ---------------------------------------------------------------------------
 
@@ -166,7 +166,7 @@ class ServiceState:
         for alias, members in groups.items():
             model = models.get(alias)
             if model is None:
-                raise NoModelError(f"no {alias} model is loaded")
+                raise NoModelError(self.models.unavailable(alias))
             chosen = [rows[i] for i in members]
             values, seconds = await self.score(model, chosen)
             self.record(model, chosen, [ids[i] for i in members], values, seconds, served=True)
