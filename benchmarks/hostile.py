@@ -9,9 +9,12 @@ Standard library only, like the script that runs them.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import math
+import resource
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -203,6 +206,98 @@ def relabel(port: int, row: Mapping[str, Any]) -> Probe:
         measured=f"/predict {status}, /feedback {statuses}, {RELABELS} "
         f"{'+1' if counted else 'unchanged'}",
         passed=status == 200 and statuses == [202, 202] and counted,
+    )
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def _closed_after(connection: socket.socket, timeout: float) -> tuple[float | None, bytes]:
+    """Seconds until the server closed the connection (None: still open after `timeout`), and
+    what it sent before closing."""
+    began = time.monotonic()
+    connection.settimeout(timeout)
+    received = b""
+    with contextlib.suppress(OSError):
+        while chunk := connection.recv(4096):
+            received += chunk
+        return time.monotonic() - began, received
+    return None, received
+
+
+def slow_clients(port: int, header_seconds: float, body_seconds: float) -> Probe:
+    """Finding 8: half a header, then nothing; all the headers and part of the body, then
+    nothing. The first is closed after serve.header_timeout_seconds, the second answered 408
+    after serve.body_timeout_seconds; both are sent at once, so the probe takes the longer."""
+    slack = 5.0
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100\r\n\r\n"
+    ).encode()
+    with (
+        socket.create_connection((HOST, port)) as half,
+        socket.create_connection((HOST, port)) as stalled,
+    ):
+        half.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0")
+        stalled.sendall(head + b'{"x": ')
+        header_closed, unanswered = _closed_after(half, header_seconds + slack)
+        left = body_seconds + slack - (header_closed or header_seconds + slack)
+        body_closed, answer = _closed_after(stalled, max(left, 1.0))
+    status = answer.split(b" ", 2)[1].decode() if answer.startswith(b"HTTP/1.1 ") else "none"
+    return Probe(
+        name="slow_clients_are_cut_off",
+        finding=8,
+        sent="half a header, then nothing; the headers and 6 of 100 body bytes, then nothing",
+        measured=f"closed after {_seconds(header_closed)}; "
+        f"{status} and closed after {_seconds(body_closed)}",
+        passed=header_closed is not None
+        and unanswered == b""
+        and header_closed <= header_seconds + slack
+        and body_closed is not None
+        and status == "408",
+    )
+
+
+def connection_limit(port: int, max_connections: int) -> Probe:
+    """Finding 8: `serve.max_connections` idle connections held open, then one request more is
+    a 503; once they close, it is served."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + 64
+    if soft < wanted and (hard == resource.RLIM_INFINITY or hard >= wanted):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    held: list[socket.socket] = []
+    try:
+        held.extend(socket.create_connection((HOST, port)) for _ in range(max_connections))
+        time.sleep(0.5)  # the server accepts them
+        over = request(port, "GET", "/health")[0]
+    finally:
+        for connection in held:
+            connection.close()
+    after = 0
+    if wait_until(lambda: request(port, "GET", "/health")[0] == 200, timeout=10):
+        after = 200
+    return Probe(
+        name="connections_are_bounded",
+        finding=8,
+        sent=f"{max_connections} idle connections, then a request on one more",
+        measured=f"{over} while they were open, {after or 'no 200'} after",
+        passed=over == 503 and after == 200,
+    )
+
+
+def hanging_backend(health_seconds: float | None, ready: tuple[int, Mapping[str, Any]]) -> Probe:
+    """Finding 7: a tracking database that accepts connections and never answers: `/health`
+    answers at once (a liveness probe keeps the service), `/ready` says what it waits for."""
+    status, body = ready
+    reason = str(body.get("registry_error") or "")
+    return Probe(
+        name="a_hanging_backend_holds_up_neither_health_nor_ready",
+        finding=7,
+        sent="MLFLOW_TRACKING_URI at a PostgreSQL port that accepts and never answers",
+        measured=f"/health after {_seconds(health_seconds)} of start-up; "
+        f"/ready {status}: {reason[:60]}",
+        passed=health_seconds is not None and status == 503 and bool(reason),
     )
 
 

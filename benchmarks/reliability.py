@@ -38,6 +38,7 @@ import queue
 import secrets
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -85,6 +86,9 @@ print(json.dumps({
     "prediction_log_url": project.prediction_log_url,
     "store": str(project.local_store),
     "api_key_env": serve.api_key_env,
+    "header_timeout_seconds": serve.header_timeout_seconds,
+    "body_timeout_seconds": serve.body_timeout_seconds,
+    "max_connections": serve.max_connections,
 }))
 """
 
@@ -113,6 +117,9 @@ class ServiceConfig:
     prediction_log: Path  # the embedded SQLite log (the default; no PREDICTION_LOG_URL set)
     store: Path
     api_key_env: str
+    header_timeout_seconds: float
+    body_timeout_seconds: float
+    max_connections: int
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,9 @@ def read_config(project: sb.Project) -> ServiceConfig:
         prediction_log=Path(str(data["prediction_log_url"]).removeprefix("sqlite:///")),
         store=Path(data["store"]),
         api_key_env=str(data["api_key_env"]),
+        header_timeout_seconds=float(data["header_timeout_seconds"]),
+        body_timeout_seconds=float(data["body_timeout_seconds"]),
+        max_connections=int(data["max_connections"]),
     )
 
 
@@ -572,15 +582,55 @@ def cold_start_without_registry(
     }
 
 
-def hostile_input(server: Server, row: dict[str, Any]) -> list[hostile.Probe]:
-    """The trust review's hostile requests against the running default service."""
-    note("hostile input: forged paths, non-finite numbers, lone surrogates, relabels")
-    return [
-        hostile.forged_metrics(server.port),
-        hostile.non_finite_numbers(server.port, row),
-        hostile.text_that_is_not_unicode(server.port, row),
-        hostile.relabel(server.port, row),
-    ]
+def hostile_input(
+    server: Server, row: dict[str, Any], config: ServiceConfig
+) -> list[hostile.Probe]:
+    """The trust review's hostile requests against the running default service. The slow
+    clients wait out the server's deadlines meanwhile, on connections of their own."""
+    note("hostile input: too many connections")
+    probes = [hostile.connection_limit(server.port, config.max_connections)]
+    note("hostile input: slow clients, forged paths, non-finite numbers, lone surrogates, relabels")
+    with ThreadPoolExecutor(max_workers=1) as waiting:
+        slow = waiting.submit(
+            hostile.slow_clients,
+            server.port,
+            config.header_timeout_seconds,
+            config.body_timeout_seconds,
+        )
+        probes += [
+            hostile.forged_metrics(server.port),
+            hostile.non_finite_numbers(server.port, row),
+            hostile.text_that_is_not_unicode(server.port, row),
+            hostile.relabel(server.port, row),
+        ]
+        probes.append(slow.result())
+    return probes
+
+
+def hanging_tracking_database(project: sb.Project, logs: Path, settings: Settings) -> hostile.Probe:
+    """A server whose PostgreSQL tracking database accepts connections and never answers (a
+    listening socket nobody reads): `/health` must answer, `/ready` must say why."""
+    note("hostile input: a tracking database that never answers")
+    with socket.create_server((HOST, 0)) as silent:
+        port = silent.getsockname()[1]
+        password = secrets.token_urlsafe(12)
+        env = sb.project_env(project) | {
+            "MLFLOW_TRACKING_URI": f"postgresql://probe:{password}@{HOST}:{port}/mlflow"
+        }
+        server = Server(project, sb.free_port(), logs, env)
+        health: float | None = None
+        ready: tuple[int, dict[str, Any]] = (0, {})
+        try:
+            health = server.start(settings.start_timeout, ready=False)
+            ready = get_json(server.port, "/ready")
+        except sb.BenchError as error:
+            note(f"the server did not answer /health: {error}")
+        finally:
+            server.stop()
+    probe = hostile.hanging_backend(health, ready)
+    if password in json.dumps(ready[1]) + server.log.read_text(errors="replace"):
+        probe = replace(probe, passed=False, measured=probe.measured + "; the password shows")
+    return probe
 
 
 def command_line(project: sb.Project) -> list[hostile.Probe]:
@@ -653,7 +703,7 @@ def run(project_root: Path, settings: Settings, schemathesis: Path | None) -> di
             load["capacity_rps"] = capacity_rps
             outcomes, times = crash_under_load(server, bodies, settings)
             outage = registry_outage(server, bodies, settings, config)
-            probes = hostile_input(server, rows.records[0])
+            probes = hostile_input(server, rows.records[0], config)
         finally:
             server.stop()  # flushes what the restarted server holds
         crash = crash_report(outcomes, times, logged_ids(config.prediction_log), config)
@@ -661,6 +711,7 @@ def run(project_root: Path, settings: Settings, schemathesis: Path | None) -> di
         cold = cold_start_without_registry(project, logs, bodies[0], settings)
         probes += keyed_service(project, logs, config, settings)
         probes += command_line(project)
+        probes.append(hanging_tracking_database(project, logs, settings))
     probes.append(hostile.Probe(**cold["probe"]))
     return summarise(
         project=project,
