@@ -25,6 +25,7 @@ from {{ cookiecutter.package_name }}.config import (
 )
 from {{ cookiecutter.package_name }}.data import (
     REASON,
+    ColumnSpec,
     DataError,
     DataSchema,
     demo_schema,
@@ -441,3 +442,12 @@ def test_very_many_distinct_values_are_no_category(
     written = project.root / "configs" / "schema.yaml"
     assert written.stat().st_size < 20_000
     assert "voucher" not in [column.name for column in DataSchema.from_yaml(written).columns]
+
+
+def test_a_schema_file_refuses_a_category_longer_than_the_bound() -> None:
+    """Such a category could never be ingested (its cell is quarantined), so it is a mistake."""
+    long = "a" * (MAX_TEXT_CHARS + 1)
+    with pytest.raises(ValidationError, match=f"longer than the {MAX_TEXT_CHARS:,} characters"):
+        ColumnSpec(name="plan", role="categorical", categories=("basic", long))
+    with pytest.raises(ValidationError, match="a category or class may have"):
+        ColumnSpec(name="churned", role="target", classes=("0", long))
