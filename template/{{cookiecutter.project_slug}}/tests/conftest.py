@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
@@ -140,3 +141,10 @@ def running(project: Project) -> Iterator[httpx.Client]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def ten_megabytes_of_text(seed: int = 0) -> str:
+    """One 10 MB cell of random letters, as a pasted file or an attack puts in a column: random,
+    so no compression hides it from a test of what a file or a message holds."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(ord("a"), ord("z") + 1, size=10 * 2**20, dtype=np.uint8).tobytes().decode()

@@ -3,9 +3,13 @@ rows in always equal rows kept plus rows quarantined, and too little data never 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -21,9 +25,11 @@ from {{ cookiecutter.package_name }}.data import (
     read_snapshot,
     write_table,
 )
+from {{ cookiecutter.package_name }}.data.schema import MAX_TEXT_CHARS
+from {{ cookiecutter.package_name }}.exit_codes import ExitCode
 from {{ cookiecutter.package_name }}.train import train
 
-from .conftest import champion_version, file_source
+from .conftest import champion_version, file_source, ten_megabytes_of_text
 
 pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
 
@@ -197,3 +203,64 @@ def test_one_minimum_of_training_rows_at_ingest_and_at_train(project: Project) -
     assert code == 2
     assert "below data.min_training_rows = 200" in output
     assert champion_version(small) is None
+
+
+def _with_a_repeated_column(frame: pd.DataFrame, path: Path) -> None:
+    """`frame` with monthly_spend twice, the second a different column of the same name, as an
+    export of a join writes it: pandas reads such a CSV as monthly_spend and monthly_spend.1."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doubled = pd.concat([frame, (frame[["monthly_spend"]] * 2)], axis=1)
+    if path.suffix == ".csv":
+        doubled.to_csv(path, index=False)
+    else:  # pandas refuses to write repeated names; Parquet holds them
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.append_column("monthly_spend", table.column("monthly_spend"))
+        pq.write_table(table, path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_repeated_column_name_is_refused_by_name(project: Project, suffix: str) -> None:
+    path = project.root / "data" / "raw" / f"events{suffix}"
+    _with_a_repeated_column(
+        generate_demo(DemoSourceConfig(rows=600), project.config.train.task), path
+    )
+    project = _from_file(project, path.name)
+    with pytest.raises(DataError, match=r"column names repeat: 'monthly_spend' \(columns 4, 11\)"):
+        ingest(project, now=NOW)
+    code, output = _cli(project, "ingest")
+    assert code == ExitCode.ERROR
+    assert "column names repeat: 'monthly_spend' (columns 4, 11)" in output
+    assert not project.snapshots_dir.exists()
+
+
+def test_an_over_long_cell_is_quarantined_with_its_reason_and_never_stored(
+    project: Project,
+) -> None:
+    """A 10 MB cell in a category, in the id and in a number: each row is quarantined saying how
+    long the value is; neither the snapshot, its manifest nor the quarantine file holds it."""
+    blob = ten_megabytes_of_text()
+    frame = _rows(project)
+    for row, column in {3: "plan", 4: "customer_id", 5: "tenure_months"}.items():
+        frame.loc[row, column] = blob
+    project = _from_file(project, "events.csv", frame)
+
+    result = ingest(project, now=NOW)
+
+    assert result.rows_valid + result.rows_quarantined == result.rows_read == len(frame)
+    assert result.quarantine_file is not None
+    quarantined = pd.read_parquet(result.quarantine_file)
+    reasons = dict(zip(quarantined["source_row"], quarantined[REASON], strict=True))
+    too_long = f"a value of {len(blob):,} characters, longer than the {MAX_TEXT_CHARS:,}"
+    assert reasons == {
+        3: f"plan: {too_long} a text value may hold",
+        4: f"customer_id: {too_long} a text value may hold",
+        5: f"tenure_months: {too_long} a text value may hold",
+    }
+    cells = quarantined.drop(columns=[REASON]).to_numpy().ravel()
+    assert max(len(str(cell)) for cell in cells) < MAX_TEXT_CHARS + 100  # cut, and says so
+    assert f"({len(blob):,} characters)" in str(quarantined.loc[0, "plan"])
+    assert result.quarantine_file.stat().st_size < 100_000
+    directory = result.snapshot.directory
+    assert (directory / "manifest.json").stat().st_size < 100_000
+    assert json.loads((directory / "manifest.json").read_text())["rows_quarantined"] == 3
+    assert all(path.stat().st_size < 1_000_000 for path in directory.glob("*.parquet"))

@@ -25,6 +25,7 @@ from {{ cookiecutter.package_name }}.config import (
 )
 from {{ cookiecutter.package_name }}.data import (
     REASON,
+    ColumnSpec,
     DataError,
     DataSchema,
     demo_schema,
@@ -35,10 +36,12 @@ from {{ cookiecutter.package_name }}.data import (
     validate,
 )
 from {{ cookiecutter.package_name }}.data.inference import InferredSchema, infer_file, widened, write_schema
+from {{ cookiecutter.package_name }}.data.schema import MAX_CATEGORIES, MAX_TEXT_CHARS
 from {{ cookiecutter.package_name }}.data.sources import csv_delimiter, write_table
+from {{ cookiecutter.package_name }}.exit_codes import ExitCode
 from {{ cookiecutter.package_name }}.serve.batch import _chunks
 
-from .conftest import ROOT
+from .conftest import ROOT, ten_megabytes_of_text
 
 pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
 
@@ -341,3 +344,110 @@ def test_an_inferred_schema_ingests_its_file(
     assert result.rows_quarantined == 0
     assert result.rows_valid == len(_dataset(task))
     assert result.ignored_columns == ("note",)
+
+
+def _infer_command(data: str, *options: str) -> list[str]:
+    return ["schema", "infer", data, "--target", "target", "--timestamp", "seen_at", *options]
+
+
+def test_schema_infer_refuses_a_repeated_header_naming_it(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pandas reads a second `clinic` as `clinic.1`: inferred, it would be a feature of its own."""
+    monkeypatch.chdir(project.root)
+    frame = _dataset(project.config.train.task)
+    path = project.root / "data" / "raw" / "own.csv"
+    path.parent.mkdir(parents=True)
+    pd.concat([frame, frame[["clinic"]]], axis=1).to_csv(path, index=False)
+    done = runner.invoke(app, _infer_command("data/raw/own.csv"))
+    assert done.exit_code == ExitCode.ERROR, done.output
+    shown = " ".join(done.output.split())
+    position = f"columns {list(frame.columns).index('clinic') + 1}, {len(frame.columns) + 1}"
+    assert f"column names repeat: 'clinic' ({position})" in shown
+    assert not (project.root / "configs" / "schema.yaml").exists()
+    with pytest.raises(DataError, match="column names repeat: 'clinic'"):
+        infer_file(path, project.config.train.task, target="target", timestamp="seen_at")
+    with pytest.raises(DataError, match="column names repeat: 'clinic'"):
+        next(_chunks(path, 100))  # batch-predict's reader
+
+
+def test_a_10_mb_cell_is_no_category_and_is_never_copied(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One 10 MB value in a category, the target and the timestamp, and a column of long texts:
+    the category keeps its short values, the long texts are left out as free text, and neither
+    the printed table, schema.yaml nor the snapshot's manifest holds a long value."""
+    monkeypatch.chdir(project.root)
+    monkeypatch.setenv("COLUMNS", "240")
+    task = project.config.train.task
+    blob = ten_megabytes_of_text()
+    frame = _dataset(task).astype({"target": object})
+    letters = "abcdefghij"
+    frame["comment"] = [letters[row % 10] * (MAX_TEXT_CHARS + 1) for row in range(len(frame))]
+    for row, column in {5: "clinic", 6: "target", 7: "seen_at", 8: "comment"}.items():
+        frame.loc[row, column] = blob
+    path = project.root / "data" / "raw" / "own.csv"
+    write_table(frame, path)
+
+    done = runner.invoke(app, _infer_command("data/raw/own.csv"))
+
+    assert done.exit_code == 0, done.output[:2_000]
+    assert len(done.output) < 20_000
+    lines = done.output.splitlines()
+    longer = f"longer than {MAX_TEXT_CHARS:,} characters"
+    assert any("clinic" in line and "categorical" in line and longer in line for line in lines)
+    assert any("comment" in line and "left out" in line and "free text" in line for line in lines)
+    written = project.root / "configs" / "schema.yaml"
+    assert written.stat().st_size < 20_000
+    schema = DataSchema.from_yaml(written)
+    assert schema.column("clinic").categories == ("east", "north", "south")
+    assert "comment" not in [column.name for column in schema.columns]
+
+    config = yaml.safe_load((project.root / "configs" / "project.yaml").read_text("utf-8"))
+    config["data"]["source"] = {
+        "kind": "file",
+        "path": "data/raw/own.csv",
+        "schema_path": "configs/schema.yaml",
+    }
+    result = ingest(Project(root=project.root, config=parse_config(config)), now=NOW)
+    assert result.rows_valid + result.rows_quarantined == result.rows_read == len(frame)
+    assert result.quarantine_file is not None
+    reasons = pd.read_parquet(result.quarantine_file).set_index("source_row")[REASON]
+    assert sorted(reasons.index) == [5, 6, 7]
+    assert reasons.str.contains(f"a value of {len(blob):,} characters").all()
+    assert (result.snapshot.directory / "manifest.json").stat().st_size < 20_000
+
+
+def test_very_many_distinct_values_are_no_category(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Codes that repeat, so no id, yet 20,000 of them: a category would copy each into the
+    schema and refuse every new one at serving time; left out, saying how many and the bound."""
+    monkeypatch.chdir(project.root)
+    monkeypatch.setenv("COLUMNS", "240")
+    task = project.config.train.task
+    frame = pd.concat([_dataset(task)] * 80, ignore_index=True)
+    times = pd.date_range("2020-01-01", periods=len(frame), freq="min", tz="UTC")
+    frame["seen_at"] = times.strftime("%Y-%m-%dT%H:%M:%SZ")
+    frame["voucher"] = [f"V{row // 2:06d}" for row in range(len(frame))]
+    write_table(frame, project.root / "data" / "raw" / "own.csv")
+
+    done = runner.invoke(app, _infer_command("data/raw/own.csv"))
+
+    assert done.exit_code == 0, done.output[:2_000]
+    assert len(done.output) < 20_000
+    lines = done.output.splitlines()
+    distinct = f"{len(frame) // 2} distinct texts, more than {MAX_CATEGORIES}"
+    assert any("voucher" in line and "left out" in line and distinct in line for line in lines)
+    written = project.root / "configs" / "schema.yaml"
+    assert written.stat().st_size < 20_000
+    assert "voucher" not in [column.name for column in DataSchema.from_yaml(written).columns]
+
+
+def test_a_schema_file_refuses_a_category_longer_than_the_bound() -> None:
+    """Such a category could never be ingested (its cell is quarantined), so it is a mistake."""
+    long = "a" * (MAX_TEXT_CHARS + 1)
+    with pytest.raises(ValidationError, match=f"longer than the {MAX_TEXT_CHARS:,} characters"):
+        ColumnSpec(name="plan", role="categorical", categories=("basic", long))
+    with pytest.raises(ValidationError, match="a category or class may have"):
+        ColumnSpec(name="churned", role="target", classes=("0", long))

@@ -38,6 +38,7 @@ from {{ cookiecutter.package_name }}.data import (
     write_table,
 )
 from {{ cookiecutter.package_name }}.data.sources import csv_delimiter, shown_database
+from {{ cookiecutter.package_name }}.exit_codes import ExitCode
 
 from .conftest import file_source
 
@@ -340,3 +341,15 @@ def test_a_database_is_shown_without_its_password() -> None:
     in_query = shown_database("postgresql://db.example.com/events?user=etl&password=s3cret")
     assert "password=***" in in_query
     assert "s3cret" not in in_query
+
+
+@pytest.mark.answers
+@pytest.mark.usefixtures("database")
+def test_a_query_that_repeats_a_column_name_is_refused_by_name(project: Project) -> None:
+    """A database answers `SELECT *, region AS plan` with two columns named plan."""
+    project = _sql_project(project, "SELECT *, region AS plan FROM events")
+    with pytest.raises(DataError, match=r"column names repeat: 'plan' \(columns 7, 12\)"):
+        load_source(project)
+    result = runner.invoke(app, ["ingest", "-c", str(project.root / "configs" / "project.yaml")])
+    assert result.exit_code == ExitCode.ERROR
+    assert "data.source.query" in " ".join(result.output.split())

@@ -3,7 +3,8 @@
 pandera's own `infer_schema` reads each column's dtype, nullability and observed range; this
 module maps that onto the project's roles (`ColumnSpec`): ranges widened by a margin, text as
 categories, a binary target's two classes, id-like columns left out. Every decision comes with
-the reason, which `schema infer` prints as a table and writes as comments in the YAML.
+the reason, which `schema infer` prints as a table and writes as comments in the YAML. No
+value longer than `MAX_TEXT_CHARS` becomes a category or a class, and messages show values cut.
 """
 
 from __future__ import annotations
@@ -23,8 +24,17 @@ import yaml
 
 from ..config import Task
 from ..files import written_whole
-from .schema import ROW_KEY, ColumnSpec, DataSchema, Role
-from .sources import DataError, Location, read_table
+from .schema import (
+    MAX_CATEGORIES,
+    MAX_TEXT_CHARS,
+    ROW_KEY,
+    ColumnSpec,
+    DataSchema,
+    Role,
+    shown_value,
+)
+from .sources import DataError, Location, check_names, read_table
+from .validation import text_lengths
 
 MARGIN = 0.1  # ranges are widened by this share of the observed range, on each side
 SHOWN_VALUES = 10  # values named in a message before "..."
@@ -33,8 +43,9 @@ ID_LIKE_MIN_ROWS = 20
 # A column where at least this share of values are numbers is numeric; the rest are bad values
 # that ingest quarantines, and the table names them.
 MOSTLY_NUMBERS = 0.95
-# More distinct texts than this is no category: a new value at serving time would be refused.
-MAX_CATEGORIES = 200
+# Likewise, a column where at least this share of values fit `MAX_TEXT_CHARS` is read from those;
+# the longer rest is quarantined at ingest. Otherwise the column is free text, and left out.
+MOSTLY_SHORT = 0.95
 
 Kind = Literal["number", "text", "bool", "datetime", "empty"]
 
@@ -86,7 +97,7 @@ class _Column:
 
 def _shown(values: Iterable[object], limit: int = SHOWN_VALUES) -> str:
     items = list(values)
-    text = ", ".join(repr(value) for value in items[:limit])
+    text = ", ".join(shown_value(value) for value in items[:limit])
     return f"[{text}{', ...' if len(items) > limit else ''}]"
 
 
@@ -269,6 +280,7 @@ def _regression_target(name: str, column: _Column) -> tuple[ColumnSpec, ColumnDe
 
 
 def _check_names(frame: pd.DataFrame, target: str, timestamp: str, id_column: str | None) -> None:
+    check_names("the data", list(frame.columns))
     named = {"--target": target, "--timestamp": timestamp, "--id": id_column}
     columns = [str(name) for name in frame.columns]
     for option, name in named.items():
@@ -306,13 +318,32 @@ def _timestamp(name: str, values: pd.Series, now: datetime) -> tuple[ColumnDecis
     return ColumnDecision(name, "timestamp", "ISO 8601", reason), notes
 
 
-def _feature(name: str, column: _Column, rows: int) -> tuple[ColumnSpec | None, ColumnDecision]:
-    """A column that is not the target, timestamp or id: numeric, categorical or left out."""
-    missing = f"; {column.missing} missing" if column.missing else ""
+def _over_long(long: pd.Series, present: int | None = None) -> str:
+    """How many values (of `present`) are longer than `MAX_TEXT_CHARS`, `long` being their
+    lengths, and the longest: the length, never the value."""
+    count = f"{len(long)}" if present is None else f"{len(long)} of {present}"
+    return (
+        f"{count} value{'s' if len(long) > 1 or present else ''} longer than "
+        f"{MAX_TEXT_CHARS:,} characters (the longest {int(long.max()):,})"
+    )
+
+
+def _feature(
+    name: str, column: _Column, rows: int, long: pd.Series
+) -> tuple[ColumnSpec | None, ColumnDecision]:
+    """A column that is not the target, timestamp or id: numeric, categorical or left out.
+    `column` is read without its over-long values, whose lengths are `long`."""
     nullable = column.nullable
     if name == ROW_KEY:
         reason = f"{ROW_KEY!r} is reserved for the key of rows without an id"
         return None, ColumnDecision(name, None, "", reason)
+    present = len(column.values) - column.missing + len(long)
+    if len(long) > (1 - MOSTLY_SHORT) * present:
+        reason = f"free text: {_over_long(long, present)}, too long for categories"
+        return None, ColumnDecision(name, None, "", reason)
+    missing = f"; {column.missing} missing" if column.missing else ""
+    if len(long):
+        missing += f"; {_over_long(long)}, quarantined"
     if column.kind == "empty":
         return None, ColumnDecision(name, None, "", "every value is missing")
     if column.kind == "datetime":
@@ -390,8 +421,12 @@ def infer_schema(
     frame = frame.rename(columns=str).reset_index(drop=True)
     rows = len(frame)
     keys = {target, timestamp, id_column}
+    lengths = {name: text_lengths(frame[name]) for name in frame.columns}
+    long = {name: found[found > MAX_TEXT_CHARS] for name, found in lengths.items()}
+    # Over-long values are no category, class or number: read without them, they are named.
+    short = {name: frame[name].drop(index=found.index) for name, found in long.items()}
     columns = {
-        name: _read_column(frame[name]) for name in frame.columns if name not in keys - {target}
+        name: _read_column(short[name]) for name in frame.columns if name not in keys - {target}
     }
 
     specs: list[ColumnSpec] = []
@@ -406,14 +441,18 @@ def infer_schema(
             reason = "named by --id; read as text"
             if missing := int(frame[name].isna().sum()):
                 notes.append(f"{missing} rows have no {name}: ingest quarantines them")
+            if len(long[name]):
+                notes.append(f"{name}: {_over_long(long[name])}; ingest quarantines those rows")
             specs.append(ColumnSpec(name=name, role="id"))
             decision = ColumnDecision(name, "id", "text, keys the rows", reason)
         elif name == target:
             column = columns[name]
+            if len(long[name]):
+                notes.append(f"{name}: {_over_long(long[name])}; ingest quarantines those rows")
             if column.kind == "empty":
-                raise DataError(f"target {name!r}: every value is missing")
+                raise DataError(f"target {name!r}: every value is missing or too long")
             if task == "binary_classification":
-                spec, decision = _binary_target(name, frame[name], column, positive)
+                spec, decision = _binary_target(name, short[name], column, positive)
             else:
                 spec, decision = _regression_target(name, column)
             if column.missing:
@@ -422,7 +461,7 @@ def infer_schema(
                 notes.append(f"{name}: {column.bad_numbers}; ingest quarantines those rows")
             specs.append(spec)
         else:
-            feature, decision = _feature(name, columns[name], rows)
+            feature, decision = _feature(name, columns[name], rows, long[name])
             if feature is not None:
                 specs.append(feature)
         decisions.append(decision)

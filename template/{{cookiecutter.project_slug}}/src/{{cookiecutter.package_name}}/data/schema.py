@@ -23,6 +23,33 @@ Role = Literal["id", "timestamp", "numeric", "categorical", "target"]
 # Without an id column, a row's key is a digest of its features (see `row_key`).
 ROW_KEY = "row_key"
 
+# The bounds on text in the contract, documented in docs/data.md. A category, a class, an id or a
+# column's name is a short label compared whole; a longer value is free text or a pasted blob,
+# and taken as a category it would be copied into schema.yaml, every snapshot manifest and every
+# message. `schema infer` leaves such columns out, ingest quarantines such cells.
+MAX_TEXT_CHARS = 1_000
+# More distinct texts than this is no category: a new value at serving time would be refused.
+MAX_CATEGORIES = 200
+# Of one value, a message shows this much and counts the rest.
+SHOWN_CHARS = 80
+
+
+def shown_value(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A value as a message shows it, quoted: a long one cut, with its length, so that no
+    message, reason or table carries a whole blob."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(str(value)):,} characters)"
+
+
+def cut_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """`text` if it fits `limit`, else its start and its length: what a quarantined row keeps
+    of an over-long cell."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
+
 
 class ColumnSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -60,6 +87,12 @@ class ColumnSpec(BaseModel):
             raise ValueError(f"{self.name}: positive needs the two classes")
         if self.role == "categorical" and not self.categories:
             raise ValueError(f"{self.name}: a categorical column needs its categories")
+        values = [*(self.categories or ()), *(self.classes or ())]
+        if long := [value for value in values if len(value) > MAX_TEXT_CHARS]:
+            raise ValueError(
+                f"{self.name}: {shown_value(long[0])} is longer than the {MAX_TEXT_CHARS:,} "
+                "characters a category or class may have: ingest quarantines such values"
+            )
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"{self.name}: min {self.min} is above max {self.max}")
         if self.role in {"id", "timestamp", "target"} and self.nullable:

@@ -7,20 +7,23 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import IO, cast
 
 import fsspec  # type: ignore[import-untyped]
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ..backends import without_password
 from ..config import ConfigError, DemoSourceConfig, FileSourceConfig, Project, SqlSourceConfig
 from ..errors import ProjectError
 from ..files import written_whole
 from .demo import generate_demo
+from .schema import MAX_TEXT_CHARS, shown_value
 
 
 class DataError(ProjectError, ValueError):
@@ -144,6 +147,51 @@ def check_header(location: Location, columns: Sequence[object], delimiter: str) 
         )
 
 
+def check_names(where: str, names: Sequence[object]) -> None:
+    """Refuse column names that repeat, naming them and where they stand, and names too long to
+    be one. pandas reads a repeated CSV header as `spend` and `spend.1` and a query's repeated
+    name as two columns of one name: either way the rows would be read, and trained on, as
+    something other than the file or the query says."""
+    places: defaultdict[str, list[int]] = defaultdict(list)
+    for place, name in enumerate(names, start=1):
+        if isinstance(name, str) and name:  # a blank name is pandas' `Unnamed: N`, each apart
+            places[name].append(place)
+    if repeated := {name: found for name, found in places.items() if len(found) > 1}:
+        shown = "; ".join(
+            f"{shown_value(name)} (columns {', '.join(map(str, found))})"
+            for name, found in repeated.items()
+        )
+        raise DataError(
+            f"{where}: column names repeat: {shown}. Each column needs a name of its own: "
+            "rename or drop the repeats"
+        )
+    if long := [name for name in places if len(name) > MAX_TEXT_CHARS]:
+        raise DataError(
+            f"{where}: the column name {shown_value(long[0])} is longer than the "
+            f"{MAX_TEXT_CHARS:,} characters a name may have"
+        )
+
+
+def csv_header(location: Location, delimiter: str) -> list[object]:
+    """A CSV file's header as written: pandas renames a repeated name when it reads the rows."""
+    with _opened(location) as file:
+        first = pd.read_csv(
+            file, sep=delimiter, header=None, nrows=1, dtype=str, keep_default_na=False
+        )
+    return list(first.iloc[0]) if len(first) else []
+
+
+@contextmanager
+def _readable(where: str) -> Iterator[None]:
+    """A file its parser cannot read is a DataError naming it, with the parser's reason."""
+    try:
+        yield
+    except DataError:
+        raise
+    except (ValueError, OSError) as error:
+        raise DataError(f"{where} cannot be read: {error}") from None
+
+
 def read_table(location: Location, delimiter: str | None = None) -> pd.DataFrame:
     """Read CSV as text (validation then sees exactly what the file holds) or Parquet, from a
     local path or an fsspec URL.
@@ -157,17 +205,23 @@ def read_table(location: Location, delimiter: str | None = None) -> pd.DataFrame
         raise DataError(f"data file {shown} is empty: not even a header")
     if suffix not in TABLE_SUFFIXES:
         raise DataError(f"data file {shown}: expected .csv or .parquet")
-    try:
+    where = f"data file {shown}"
+    with _readable(where):
+        if suffix == ".parquet":
+            with _opened(location) as file:
+                names: list[object] = list(pq.read_schema(file).names)
+        else:
+            separator = csv_delimiter(location, delimiter)
+            names = csv_header(location, separator)
+    check_names(where, names)
+    with _readable(where):
         if suffix == ".parquet":
             with _opened(location) as file:
                 return pd.read_parquet(file)
-        separator = csv_delimiter(location, delimiter)
         with _opened(location) as file:
             frame = pd.read_csv(
                 file, sep=separator, dtype=str, keep_default_na=False, na_values=[""]
             )
-    except (ValueError, OSError) as error:
-        raise DataError(f"data file {shown} cannot be read: {error}") from None
     check_header(location, list(frame.columns), separator)
     return frame
 
@@ -260,6 +314,7 @@ def read_sql(project: Project, source: SqlSourceConfig) -> tuple[pd.DataFrame, s
     finally:
         if engine is not None:
             engine.dispose()
+    check_names(f"the sql source's data.source.query on {database}", list(frame.columns))
     return frame, f"sql({database}: {query})"
 
 

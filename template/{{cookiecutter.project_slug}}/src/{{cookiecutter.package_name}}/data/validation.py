@@ -15,8 +15,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from .schema import ROW_KEY, ColumnSpec, DataSchema, row_key
-from .sources import DataError
+from .schema import MAX_TEXT_CHARS, ROW_KEY, ColumnSpec, DataSchema, cut_text, row_key, shown_value
+from .sources import DataError, check_names
 
 REASON = "quarantine_reason"
 SOURCE_ROW = "source_row"
@@ -97,8 +97,22 @@ def _number_text(value: float) -> str:
 
 
 def _shown(value: object) -> str:
-    """A value as the file holds it: `1735689600`, not `np.int64(1735689600)`."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
+    """A value as the file holds it: `1735689600`, not `np.int64(1735689600)`; a long one cut."""
+    return shown_value(value.item() if isinstance(value, np.generic) else value)
+
+
+def text_lengths(values: pd.Series) -> pd.Series:
+    """Each value's length as text, 0 for a missing one or one that is no text: numbers, times
+    and booleans are short by nature, so only text is measured."""
+    kinds = pd.api.types
+    none = pd.Series(0, index=values.index, dtype="int64")
+    if kinds.is_numeric_dtype(values) or kinds.is_datetime64_any_dtype(values):
+        return none
+    try:
+        lengths = values.str.len()  # other objects than text (numbers, bytes...) give NaN
+    except AttributeError:  # a column without any text: numbers or times as objects
+        return none
+    return lengths.fillna(0).astype("int64")
 
 
 def _check_time(
@@ -127,6 +141,7 @@ def validate(
         skipped.add(schema.timestamp_column)
     columns = [column for column in schema.columns if column.name not in skipped]
     names = [column.name for column in columns]
+    check_names("the data", list(raw.columns))
     if missing := [name for name in names if name not in raw.columns]:
         raise DataError(f"the data lacks required columns: {', '.join(missing)}")
     if raw.empty:
@@ -136,8 +151,18 @@ def validate(
 
     parsed = {}
     for column in columns:
-        values, unparsable = _parse(raw[column.name], column)
-        for row in raw.index[raw[column.name].notna() & values.isna()]:
+        lengths = text_lengths(raw[column.name])
+        long = lengths > MAX_TEXT_CHARS
+        for row in raw.index[long]:
+            reasons[row].append(
+                f"{column.name}: a value of {lengths[row]:,} characters, longer than the "
+                f"{MAX_TEXT_CHARS:,} a text value may hold"
+            )
+        # Never parsed or compared: its row is quarantined, and its text goes no further.
+        values, unparsable = _parse(
+            raw[column.name].mask(long) if long.any() else raw[column.name], column
+        )
+        for row in raw.index[raw[column.name].notna() & ~long & values.isna()]:
             shown = _shown(raw.at[row, column.name])
             reasons[row].append(f"{column.name}: {shown} is {unparsable}")
         parsed[column.name] = values
@@ -161,13 +186,15 @@ def validate(
                 if not any(reason.startswith(f"{case.column}:") for reason in reasons[row]):
                     reasons[row].append(f"{case.column}: missing")
             else:
-                reasons[row].append(f"{case.column}: {case.failure_case!r} is {case.check}")
+                reasons[row].append(f"{case.column}: {_shown(case.failure_case)} is {case.check}")
     if schema.timestamp_column in typed.columns:
         _check_time(typed, schema, now or datetime.now(UTC), reasons)
 
     bad = sorted(reasons)
     quarantined = raw.loc[bad, names].astype(object)
     quarantined = quarantined.where(quarantined.isna(), quarantined.astype(str))
+    # An over-long cell is kept as its start and length: its reason says the rest.
+    quarantined = quarantined.apply(lambda values: values.map(cut_text, na_action="ignore"))
     quarantined.insert(0, SOURCE_ROW, bad)
     quarantined[REASON] = ["; ".join(reasons[row]) for row in bad]
     valid = typed.drop(index=bad)

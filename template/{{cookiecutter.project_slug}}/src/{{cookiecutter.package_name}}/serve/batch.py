@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from ..config import FileSourceConfig, Project
 from ..data import REASON, SOURCE_ROW, DataError, DataSchema, project_schema, validate
-from ..data.sources import check_header, csv_delimiter
+from ..data.sources import check_header, check_names, csv_delimiter, csv_header
 from ..metrics import decisions
 from ..store import Store
 from .registry import version_scorer
@@ -98,6 +98,7 @@ def _chunks(source: Path, rows: int, delimiter: str | None = None) -> Iterator[p
         raise DataError(f"{source}: no such file")
     if suffix == ".csv":
         delimiter = csv_delimiter(source, delimiter)  # as ingest's `read_table` reads it
+        check_names(f"data file {source}", csv_header(source, delimiter))
         with pd.read_csv(
             source, sep=delimiter, dtype=str, keep_default_na=False, na_values=[""], chunksize=rows
         ) as reader:
