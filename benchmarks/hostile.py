@@ -10,6 +10,7 @@ Standard library only, like the script that runs them.
 from __future__ import annotations
 
 import contextlib
+import csv
 import http.client
 import json
 import math
@@ -18,6 +19,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 HOST = "127.0.0.1"
@@ -28,6 +30,8 @@ METRICS_GROWTH_BYTES = 2_048  # what /metrics may grow by while they are counted
 # Raw JSON numbers Python's json module writes and reads but no JSON encoder may answer with.
 NON_FINITE = ("NaN", "Infinity", "-Infinity", "1e400")
 RELABELS = "service_feedback_relabels_total"
+HUGE_CELL_CHARS = 10 * 1024 * 1024
+TEXT_OUTPUT_BYTES = 100_000  # what `schema infer` may print, or write, about a 10 MB cell
 
 
 @dataclass(frozen=True)
@@ -327,6 +331,65 @@ def results_on_stdout(cli: Command) -> Probe:
         and json_code == 0
         and isinstance(aliases, dict)
         and "champion" in aliases,
+    )
+
+
+def _table(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as sink:
+        writer = csv.writer(sink)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _events(count: int) -> list[list[str]]:
+    """`count` plain rows: a time, a spend, a plan, a 0/1 label."""
+    return [
+        [f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:00:00Z", str(i % 97), "abc"[i % 3], str(i % 2)]
+        for i in range(count)
+    ]
+
+
+def repeated_columns(cli: Command, scratch: Path) -> Probe:
+    """Finding 9: a CSV header that names a column twice is refused, naming it (pandas would
+    read the second as `spend.1` and train on both)."""
+    data = _table(
+        scratch / "repeated.csv",
+        ["ts", "spend", "plan", "spend", "label"],
+        [[ts, spend, plan, spend, label] for ts, spend, plan, label in _events(60)],
+    )
+    out = scratch / "repeated-schema.yaml"
+    code, _, errors = cli(
+        ["schema", "infer", str(data), "--target", "label", "--timestamp", "ts", "--out", str(out)]
+    )
+    named = "'spend'" in errors and "repeat" in errors
+    return Probe(
+        name="repeated_column_names_are_refused",
+        finding=9,
+        sent="schema infer on a CSV whose header has `spend` twice",
+        measured=f"exit {code}; the message names it: {named}; schema written: {out.exists()}",
+        passed=code == 2 and named and not out.exists(),
+    )
+
+
+def huge_cell(cli: Command, scratch: Path) -> Probe:
+    """Finding 9: one 10 MB cell in a category column becomes no category, and is copied into
+    neither the printed output nor the schema file."""
+    rows = _events(60)
+    rows[7][2] = "x" * HUGE_CELL_CHARS
+    data = _table(scratch / "huge-cell.csv", ["ts", "spend", "plan", "label"], rows)
+    out = scratch / "huge-cell-schema.yaml"
+    code, printed, errors = cli(
+        ["schema", "infer", str(data), "--target", "label", "--timestamp", "ts", "--out", str(out)]
+    )
+    written = out.stat().st_size if out.exists() else 0
+    shown = len(printed) + len(errors)
+    return Probe(
+        name="a_10_mb_cell_is_no_category",
+        finding=9,
+        sent=f"schema infer on a CSV with one {HUGE_CELL_CHARS:,}-character cell in a category",
+        measured=f"exit {code}; printed {shown:,} characters; schema file {written:,} bytes",
+        passed=code == 0 and 0 < written < TEXT_OUTPUT_BYTES and shown < TEXT_OUTPUT_BYTES,
     )
 
 

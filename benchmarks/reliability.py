@@ -633,7 +633,7 @@ def hanging_tracking_database(project: sb.Project, logs: Path, settings: Setting
     return probe
 
 
-def command_line(project: sb.Project) -> list[hostile.Probe]:
+def command_line(project: sb.Project, scratch: Path) -> list[hostile.Probe]:
     """The trust review's probes of the project's CLI, run as a user would (its own python)."""
     note("hostile input: the command line")
 
@@ -650,7 +650,11 @@ def command_line(project: sb.Project) -> list[hostile.Probe]:
         )
         return done.returncode, done.stdout, done.stderr
 
-    return [hostile.results_on_stdout(cli)]
+    return [
+        hostile.results_on_stdout(cli),
+        hostile.repeated_columns(cli, scratch),
+        hostile.huge_cell(cli, scratch),
+    ]
 
 
 def keyed_service(
@@ -710,7 +714,7 @@ def run(project_root: Path, settings: Settings, schemathesis: Path | None) -> di
         crash["integrity_check"] = integrity(config.prediction_log)
         cold = cold_start_without_registry(project, logs, bodies[0], settings)
         probes += keyed_service(project, logs, config, settings)
-        probes += command_line(project)
+        probes += command_line(project, logs)
         probes.append(hanging_tracking_database(project, logs, settings))
     probes.append(hostile.Probe(**cold["probe"]))
     return summarise(

@@ -25,6 +25,8 @@ HOSTILE_PROBES = {
     "relabels_are_counted",
     "api_docs_need_the_key",
     "results_on_stdout_and_json",
+    "repeated_column_names_are_refused",
+    "a_10_mb_cell_is_no_category",
     "slow_clients_are_cut_off",
     "connections_are_bounded",
     "a_hanging_backend_holds_up_neither_health_nor_ready",
