@@ -351,59 +351,6 @@ def test_the_service_answers_while_its_log_is_locked_and_writes_it_after(
         _wait(lambda: client.get("/ready").status_code == 200)
 
 
-def test_a_crash_loses_at_most_one_flush_interval(tmp_path: Path) -> None:
-    """The loss of a crash, measured: the service is killed (SIGKILL: no shutdown, no last flush)
-    while it answers; only predictions answered within one flush interval (and the write that
-    follows it) before the kill may be missing from the log."""
-    flush_seconds, write_allowance = 0.5, 0.5
-    project = _trained(tmp_path / "crash", flush_seconds=flush_seconds)
-    rows = _rows(project, 10)
-    port = free_port()
-    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve", "--port", str(port)]
-    command += ["--config", str(project.config_path)]
-    output = tmp_path / "serve.log"
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    answered: list[tuple[float, list[str]]] = []  # when each answer arrived, and its ids
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-
-            def ready() -> bool:
-                assert process.poll() is None, output.read_text(errors="replace")
-                try:
-                    return client.get("/ready").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            _wait(ready, seconds=120)
-            started = time.monotonic()
-            while time.monotonic() < started + 3:
-                response = client.post("/predict/batch", json={"rows": rows})
-                assert response.status_code == 200
-                ids = [answer["prediction_id"] for answer in response.json()["predictions"]]
-                answered.append((time.monotonic(), ids))
-            os.killpg(process.pid, signal.SIGKILL)
-            killed_at = time.monotonic()
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    logged = set(PredictionLog(project.prediction_log_url).read()["prediction_id"])
-    sent = [(at, prediction_id) for at, ids in answered for prediction_id in ids]
-    lost = [at for at, prediction_id in sent if prediction_id not in logged]
-    oldest = killed_at - min(lost) if lost else 0.0
-    print(
-        f"crash with serve.flush_seconds={flush_seconds}: {len(lost)} of {len(sent)} answered "
-        f"rows lost ({len(sent) / (killed_at - started):.0f} rows/s); the oldest lost was "
-        f"answered {oldest:.3f} s before the kill"
-    )
-    assert logged <= {prediction_id for _, prediction_id in sent}
-    assert oldest < flush_seconds + write_allowance, f"lost rows {oldest:.3f} s old"
-    assert len(lost) < len(sent)
-
-
 @contextmanager
 def serving(
     project: Project, output: Path, **env: str
@@ -441,6 +388,37 @@ def serving(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def test_a_crash_loses_at_most_one_flush_interval(tmp_path: Path) -> None:
+    """The loss of a crash, measured: the service is killed (SIGKILL: no shutdown, no last flush)
+    while it answers; only predictions answered within one flush interval (and the write that
+    follows it) before the kill may be missing from the log."""
+    flush_seconds, write_allowance = 0.5, 0.5
+    project = _trained(tmp_path / "crash", flush_seconds=flush_seconds)
+    rows = _rows(project, 10)
+    answered: list[tuple[float, list[str]]] = []  # when each answer arrived, and its ids
+    with serving(project, tmp_path / "serve.log") as (process, client):
+        started = time.monotonic()
+        while time.monotonic() < started + 3:
+            response = client.post("/predict/batch", json={"rows": rows})
+            assert response.status_code == 200
+            ids = [answer["prediction_id"] for answer in response.json()["predictions"]]
+            answered.append((time.monotonic(), ids))
+        os.killpg(process.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+    logged = set(PredictionLog(project.prediction_log_url).read()["prediction_id"])
+    sent = [(at, prediction_id) for at, ids in answered for prediction_id in ids]
+    lost = [at for at, prediction_id in sent if prediction_id not in logged]
+    oldest = killed_at - min(lost) if lost else 0.0
+    print(
+        f"crash with serve.flush_seconds={flush_seconds}: {len(lost)} of {len(sent)} answered "
+        f"rows lost ({len(sent) / (killed_at - started):.0f} rows/s); the oldest lost was "
+        f"answered {oldest:.3f} s before the kill"
+    )
+    assert logged <= {prediction_id for _, prediction_id in sent}
+    assert oldest < flush_seconds + write_allowance, f"lost rows {oldest:.3f} s old"
+    assert len(lost) < len(sent)
 
 
 @pytest.mark.parametrize("faulted", ["database", "journal", "every file"])
@@ -568,10 +546,12 @@ def test_a_broken_registry_or_model_keeps_the_champion_serving(tmp_path: Path) -
         saved = store.read_bytes()
         store.write_bytes(b"not a database" * 1000)
         _wait(lambda: client.get("/ready").json()["registry_error"] is not None)
-        assert client.get("/ready").status_code == 200
+        ready = client.get("/ready")
+        assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
         assert client.post("/predict", json=row).json()["model_version"] == "1"
         store.write_bytes(saved)
         _wait(lambda: client.get("/ready").json()["registry_error"] is None)
+        assert client.get("/ready").json()["status"] == "ready"
 
         # The champion alias moves to a version whose artifact is corrupt: v1 keeps serving.
         train(project, family="baseline")
