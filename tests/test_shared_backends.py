@@ -143,6 +143,15 @@ labels = valid.pop(schema.target.name).tolist()
 rows = json.loads(valid.to_json(orient="records", date_format="iso"))
 print(json.dumps([{"row": row, "label": label} for row, label in zip(rows, labels)]))
 """
+# Statements run in order on one autocommit connection.
+EXECUTE = """
+import json, sys
+from sqlalchemy import create_engine, text
+with create_engine(sys.argv[1], isolation_level="AUTOCOMMIT").connect() as db:
+    for statement in sys.argv[2:]:
+        db.execute(text(statement))
+print("[]")
+"""
 LOGGED = """
 import json, sys
 from sqlalchemy import create_engine, text
@@ -192,6 +201,11 @@ def _serves(port: int, version: str) -> bool:
 
 def _registry_error(port: int) -> bool:
     return bool(_http("GET", f"http://127.0.0.1:{port}/ready")[1].get("registry_error"))
+
+
+def _log_failing(port: int) -> bool:
+    body = _http("GET", f"http://127.0.0.1:{port}/ready")[1]
+    return bool(body["prediction_log"]["state"] == "failing")
 
 
 def _is_ready(port: int) -> bool:
@@ -350,6 +364,18 @@ class Stack:
         rows = self.project.python(LOGGED, self.urls["predictions"])
         return {row[0]: (row[1], row[2]) for row in rows}
 
+    def log_database_read_only(self, *, on: bool) -> None:
+        """Every new session of the log's database read-only (or not), and its sessions ended,
+        so the replicas' pools reconnect into the new setting."""
+        setting = "SET default_transaction_read_only = on" if on else "RESET ALL"
+        self.project.python(
+            EXECUTE,
+            self.database.url("postgres"),
+            f"ALTER DATABASE predictions {setting}",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = 'predictions' AND pid <> pg_backend_pid()",
+        )
+
     def wait_logged(self, ids: set[str], what: str) -> None:
         _wait(lambda: ids <= set(self.logged()), 60, what)
 
@@ -470,6 +496,22 @@ def test_the_replicas_ride_out_a_database_restart_and_a_registry_outage(stack: S
     assert len(load.statuses) == len(requests)
     assert set(load.statuses) == {200}
     stack.wait_logged(load.ids, "the predictions held while the log was down")
+
+    # The log's database refuses writes (read-only from the replicas' next session on) until
+    # it is put right: the replicas keep answering, hold the rows, and /ready names the fault.
+    stack.log_database_read_only(on=True)
+    faulted = Traffic()
+    faulted.send(stack.replicas, requests[:200])
+    assert set(faulted.statuses) == {200}
+    for port in stack.replicas:
+        _wait(partial(_log_failing, port), 30, "/ready to say the log is failing")
+        status, ready = _http("GET", f"http://127.0.0.1:{port}/ready")
+        assert (status, ready["status"]) == (200, "degraded"), ready
+        assert "read-only transaction" in ready["prediction_log"]["reason"], ready
+    stack.log_database_read_only(on=False)
+    stack.wait_logged(faulted.ids, "the predictions held while the log refused writes")
+    for port in stack.replicas:
+        _wait(lambda port=port: not _log_failing(port), 30, "/ready to say the log is writing")
 
     # The MLflow server goes away: the replicas keep serving and say why they cannot poll.
     _stop(stack.processes[0])

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 import sqlite3
+import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -90,7 +94,8 @@ def test_first_use_creates_the_tables_the_version_and_the_indexes(tmp_path: Path
         built = {column["name"] for column in inspector.get_columns(table.name)}
         assert built == {column.name for column in table.columns}
     with closing(sqlite3.connect(path)) as raw:
-        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        # Not WAL, the one mode a file keeps for every program that opens it (see below).
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("delete",)
 
 
 def _version_one_by_hand(path: Path) -> None:
@@ -282,9 +287,10 @@ def test_two_replicas_on_one_file_both_write_and_read_everything(tmp_path: Path)
 
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Another process's writer holding the database: every write waits, then fails."""
+    """Another process's writer holding the write lock: every write waits, then fails; reads
+    go on (an EXCLUSIVE lock, a commit in progress, would stop them too)."""
     with closing(sqlite3.connect(path, isolation_level=None)) as holder:
-        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("BEGIN IMMEDIATE")
         try:
             yield
         finally:
@@ -359,3 +365,100 @@ def test_a_row_the_database_refuses_does_not_hold_back_the_others(
     assert (buffer.counters.written, buffer.counters.dropped, buffer.pending) == (9, 1, 0)
     assert _messages(caplog, "refused 1 rows")
     assert buffer.counters.write_failures == 0
+
+
+# --- storage faults ------------------------------------------------------------------------------
+
+
+def test_the_log_maps_no_shared_memory(tmp_path: Path) -> None:
+    """WAL's `-shm` index is mapped into each process, and a write to a mapped page the disk
+    can no longer back kills the process with SIGBUS. The log keeps a rollback journal and no
+    memory map, so each storage fault is an error its buffer rides out (`tests/test_serve.py`
+    makes each file immutable under a running service)."""
+    path = tmp_path / "predictions.sqlite"
+    first, second = PredictionLog(_url(path)), PredictionLog(_url(path))
+    first.append([_prediction(1)])
+    assert second.has_prediction("p1")
+    second.append([_prediction(2)])
+    assert len(first.read()) == 2
+    with first.engine.connect() as db:
+        assert db.exec_driver_sql("PRAGMA journal_mode").scalar() == "truncate"
+        assert db.exec_driver_sql("PRAGMA mmap_size").scalar() == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "predictions.sqlite",
+        "predictions.sqlite-journal",
+    ]
+
+
+def test_a_database_an_earlier_release_left_in_wal_mode_leaves_it(tmp_path: Path) -> None:
+    path = tmp_path / "predictions.sqlite"
+    with closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
+    log = PredictionLog(_url(path))
+    log.append([_prediction(1)])
+    assert list(log.read()["prediction_id"]) == ["p1"]
+    assert not (tmp_path / "predictions.sqlite-wal").exists()
+    assert not (tmp_path / "predictions.sqlite-shm").exists()
+
+
+def _chattr(flag: str, paths: list[Path], prefix: list[str]) -> bool:
+    chattr = shutil.which("chattr") or "chattr"
+    done = subprocess.run(
+        [*prefix, chattr, flag, *map(str, paths)], capture_output=True, check=False
+    )
+    return done.returncode == 0
+
+
+def _chattr_prefix() -> list[str] | None:
+    """How this process sets the immutable flag: directly as root, else through `sudo -n`
+    (CI runners' passwordless sudo); None when it cannot."""
+    if os.geteuid() == 0:
+        return []
+    sudo = shutil.which("sudo")
+    if (
+        sudo
+        and subprocess.run([sudo, "-n", "true"], capture_output=True, check=False).returncode == 0
+    ):
+        return [sudo, "-n"]
+    return None
+
+
+@contextmanager
+def fault_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a file system that can make a file immutable (`chattr +i`: ext4, XFS,
+    btrfs, overlayfs; not tmpfs): the test's own, else one under /var/tmp. Skips, saying why,
+    when no candidate can."""
+    prefix = _chattr_prefix()
+    if prefix is None:
+        pytest.skip("chattr +i needs root or passwordless sudo (CAP_LINUX_IMMUTABLE)")
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not installed (Debian: e2fsprogs)")
+    for candidate in (tmp_path, Path("/var/tmp")):  # noqa: S108 - a private mkdtemp inside
+        if not candidate.is_dir():
+            continue
+        folder = Path(tempfile.mkdtemp(prefix="log-fault-", dir=candidate))
+        probe = folder / "probe"
+        probe.touch()
+        if _chattr("+i", [probe], prefix):
+            _chattr("-i", [probe], prefix)
+            try:
+                yield folder
+            finally:
+                _chattr("-i", list(folder.iterdir()), prefix)
+                shutil.rmtree(folder)
+            return
+        shutil.rmtree(folder)
+    pytest.skip(f"no file system here can make a file immutable (tried {tmp_path}, /var/tmp)")
+
+
+@contextmanager
+def immutable(paths: list[Path]) -> Iterator[None]:
+    """A storage fault: the files cannot be changed, as on a file system remounted read-only
+    after a disk error. Cleared on exit, whatever happened."""
+    prefix = _chattr_prefix()
+    assert prefix is not None, "no way to run chattr: fault_folder skips first"
+    assert _chattr("+i", paths, prefix), f"chattr +i {paths}"
+    try:
+        yield
+    finally:
+        assert _chattr("-i", paths, prefix), f"chattr -i {paths}"

@@ -38,7 +38,7 @@ from {{ cookiecutter.package_name }}.store import CHAMPION, MODEL_PATH, Store, b
 from {{ cookiecutter.package_name }}.train import train
 
 from .conftest import first_champion, free_port, running, write_project
-from .test_prediction_log import locked
+from .test_prediction_log import fault_folder, immutable, locked
 
 pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
 
@@ -357,7 +357,10 @@ def test_the_service_answers_while_its_log_is_locked_and_writes_it_after(
             first = answers[0].json()["prediction_id"]
             feedback = {"prediction_id": first, "label": label}
             assert client.post("/feedback", json=feedback).status_code == 202
-            assert client.get("/ready").status_code == 200
+            ready = client.get("/ready")
+            assert ready.status_code == 200, "serve.ready_while_log_fails: degraded"
+            assert ready.json()["status"] == "degraded"
+            assert "database is locked" in ready.json()["prediction_log"]["reason"]
             assert metric("service_log_rows_pending") == 21
             assert len(log.read()) == 0
         _wait(lambda: metric("service_log_rows_pending") == 0)
@@ -367,23 +370,39 @@ def test_the_service_answers_while_its_log_is_locked_and_writes_it_after(
     assert set(frame.index) == {answer.json()["prediction_id"] for answer in answers}
     assert frame.loc[first, "label"] == label
 
+    # The same project, set to leave the load balancer while its log cannot be written.
+    strict = write_project(
+        project.root, sections={"serve": FAST | {"ready_while_log_fails": "not_ready"}}
+    )
+    with running(strict) as client:
+        assert client.get("/ready").json()["status"] == "ready"
+        with locked(path):
+            assert client.post("/predict", json=rows[0]).status_code == 200
+            _wait(lambda: client.get("/ready").status_code == 503)
+            body = client.get("/ready").json()
+            assert (body["ready"], body["status"]) == (False, "not_ready"), body
+            assert body["prediction_log"]["state"] == "failing", body
+            assert body["models"] == {"champion": "1"}, "the model is loaded: only the log fails"
+        _wait(lambda: client.get("/ready").status_code == 200)
 
-def test_a_crash_loses_at_most_one_flush_interval(tmp_path: Path) -> None:
-    """The loss of a crash, measured: the service is killed (SIGKILL: no shutdown, no last flush)
-    while it answers; only predictions answered within one flush interval (and the write that
-    follows it) before the kill may be missing from the log."""
-    flush_seconds, write_allowance = 0.5, 0.5
-    project = _trained(tmp_path / "crash", flush_seconds=flush_seconds)
-    rows = _rows(project, 10)
+
+@contextmanager
+def serving(
+    project: Project, output: Path, **env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], httpx.Client]]:
+    """`serve` in a process of its own (a fault that kills it must not kill the tests), ready
+    to answer; stopped with SIGTERM (a clean shutdown: the last flush) on exit."""
     port = free_port()
     command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve", "--port", str(port)]
     command += ["--config", str(project.config_path)]
-    output = tmp_path / "serve.log"
     with output.open("wb") as sink:
         process = subprocess.Popen(
-            command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=os.environ | env,
+            start_new_session=True,
         )
-    answered: list[tuple[float, list[str]]] = []  # when each answer arrived, and its ids
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
 
@@ -395,18 +414,34 @@ def test_a_crash_loses_at_most_one_flush_interval(tmp_path: Path) -> None:
                     return False
 
             _wait(ready, seconds=120)
-            started = time.monotonic()
-            while time.monotonic() < started + 3:
-                response = client.post("/predict/batch", json={"rows": rows})
-                assert response.status_code == 200
-                ids = [answer["prediction_id"] for answer in response.json()["predictions"]]
-                answered.append((time.monotonic(), ids))
-            os.killpg(process.pid, signal.SIGKILL)
-            killed_at = time.monotonic()
+            yield process, client
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def test_a_crash_loses_at_most_one_flush_interval(tmp_path: Path) -> None:
+    """The loss of a crash, measured: the service is killed (SIGKILL: no shutdown, no last flush)
+    while it answers; only predictions answered within one flush interval (and the write that
+    follows it) before the kill may be missing from the log."""
+    flush_seconds, write_allowance = 0.5, 0.5
+    project = _trained(tmp_path / "crash", flush_seconds=flush_seconds)
+    rows = _rows(project, 10)
+    answered: list[tuple[float, list[str]]] = []  # when each answer arrived, and its ids
+    with serving(project, tmp_path / "serve.log") as (process, client):
+        started = time.monotonic()
+        while time.monotonic() < started + 3:
+            response = client.post("/predict/batch", json={"rows": rows})
+            assert response.status_code == 200
+            ids = [answer["prediction_id"] for answer in response.json()["predictions"]]
+            answered.append((time.monotonic(), ids))
+        os.killpg(process.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
     logged = set(PredictionLog(project.prediction_log_url).read()["prediction_id"])
     sent = [(at, prediction_id) for at, ids in answered for prediction_id in ids]
     lost = [at for at, prediction_id in sent if prediction_id not in logged]
@@ -419,6 +454,71 @@ def test_a_crash_loses_at_most_one_flush_interval(tmp_path: Path) -> None:
     assert logged <= {prediction_id for _, prediction_id in sent}
     assert oldest < flush_seconds + write_allowance, f"lost rows {oldest:.3f} s old"
     assert len(lost) < len(sent)
+
+
+@pytest.mark.parametrize("faulted", ["database", "journal", "every file"])
+def test_a_storage_fault_on_the_log_never_takes_the_service_down(
+    tmp_path: Path, faulted: str
+) -> None:
+    """The log's files made immutable while the service answers, as a file system remounted
+    read-only after a disk error would leave them. The service keeps answering, holds the
+    newest `serve.log_buffer_rows` rows, and says in /ready that the log is failing and why;
+    once the fault clears, what it held is written. With WAL (an earlier design) the fault on
+    the mapped `-shm` file killed the service with SIGBUS, and every buffered row with it."""
+    bound, sent_during = 100, 150
+    project = _trained(tmp_path / "disk-fault", flush_seconds=0.2, log_buffer_rows=bound)
+    rows = _rows(project, 10)
+
+    def predict() -> list[str]:
+        response = client.post("/predict/batch", json={"rows": rows})
+        assert response.status_code == 200, response.text
+        return [answer["prediction_id"] for answer in response.json()["predictions"]]
+
+    def metric(name: str) -> float:
+        assert process.poll() is None, f"the service died: exit {process.returncode}"
+        lines = client.get("/metrics").text.splitlines()
+        return float(next(line for line in lines if line.startswith(f"{name} ")).split()[1])
+
+    def log_state() -> dict[str, Any]:
+        state: dict[str, Any] = client.get("/ready").json()["prediction_log"]
+        return state
+
+    with fault_folder(tmp_path) as folder:
+        path = folder / "predictions.sqlite"
+        url = f"sqlite:///{path}?timeout=0.2"
+        with serving(project, tmp_path / "serve.log", **{PREDICTION_LOG_URL_ENV: url}) as (
+            process,
+            client,
+        ):
+            before = [i for _ in range(3) for i in predict()]
+            _wait(lambda: metric("service_log_rows_pending") == 0)
+            beside = sorted(folder.glob("predictions.sqlite-*"))  # the journal (WAL: -wal, -shm)
+            files = {"database": [path], "journal": beside, "every file": [path, *beside]}
+            assert files[faulted], f"no {faulted} file: {sorted(folder.iterdir())}"
+            with immutable(files[faulted]):
+                during = predict()
+                _wait(lambda: metric("service_log_write_failures_total") >= 1)
+                during += [i for _ in range(sent_during // len(rows) - 1) for i in predict()]
+                _wait(lambda: metric("service_log_rows_dropped_total") >= sent_during - bound)
+                assert metric("service_log_rows_dropped_total") == sent_during - bound
+                _wait(lambda: log_state()["rows_pending"] == bound)
+                ready = client.get("/ready")
+                assert ready.status_code == 200, "serve.ready_while_log_fails: degraded"
+                body = ready.json()
+                assert body["status"] == "degraded", body
+                assert body["prediction_log"]["state"] == "failing", body
+                assert body["prediction_log"]["reason"], body
+                assert body["prediction_log"]["rows_pending"] == bound, body
+            _wait(lambda: log_state() == {"state": "writing", "reason": None, "rows_pending": 0})
+            assert client.get("/ready").json()["status"] == "ready"
+        logged = set(PredictionLog(url).read()["prediction_id"])
+    assert set(before) <= logged
+    kept, dropped = during[sent_during - bound :], during[: sent_during - bound]
+    assert set(kept) <= logged, "the rows held through the fault were written"
+    assert not set(dropped) & logged, "only the oldest beyond the bound were dropped"
+    text = (tmp_path / "serve.log").read_text(errors="replace")
+    assert "cannot write the prediction log" in text
+    assert "prediction log writes resumed" in text
 
 
 def test_an_alias_swap_while_requests_flow_loses_none(tmp_path: Path) -> None:
@@ -481,10 +581,12 @@ def test_a_broken_registry_or_model_keeps_the_champion_serving(tmp_path: Path) -
         saved = store.read_bytes()
         store.write_bytes(b"not a database" * 1000)
         _wait(lambda: client.get("/ready").json()["registry_error"] is not None)
-        assert client.get("/ready").status_code == 200
+        ready = client.get("/ready")
+        assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
         assert client.post("/predict", json=row).json()["model_version"] == "1"
         store.write_bytes(saved)
         _wait(lambda: client.get("/ready").json()["registry_error"] is None)
+        assert client.get("/ready").json()["status"] == "ready"
 
         # The champion alias moves to a version whose artifact is corrupt: v1 keeps serving.
         train(project, family="baseline")

@@ -253,6 +253,12 @@ class ServeConfig(Frozen):
         description="log rows held while the log's database is unreachable; beyond this the "
         "oldest are dropped and counted",
     )
+    ready_while_log_fails: Literal["degraded", "not_ready"] = Field(
+        default="degraded",
+        description="/ready while prediction-log writes fail: 200 with status degraded and the "
+        "reason (degraded), or 503 (not_ready, for replicas with a log each, so traffic moves to "
+        "one that can log)",
+    )
     scoring: Literal["compiled", "scikit-learn"] = Field(
         default="compiled",
         description="the service and batch-predict score with a version's verified compiled "

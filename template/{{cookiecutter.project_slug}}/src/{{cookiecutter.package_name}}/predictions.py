@@ -46,6 +46,7 @@ COLUMNS = [
 SUPPORTED = ("sqlite", "postgresql")
 # Waits for another writer's lock before a write counts as failed (it is then retried).
 SQLITE_BUSY_SECONDS = 10.0
+SQLITE_JOURNAL = "TRUNCATE"  # a rollback journal: nothing mapped (see `_sqlite_connected`)
 POSTGRES_CONNECT_SECONDS = 5
 ROWS_PER_STATEMENT = 500  # 9 columns each: far below SQLite's and PostgreSQL's bound-value limits
 # PostgreSQL: replicas starting together queue on this advisory lock around the schema steps.
@@ -260,16 +261,31 @@ SCHEMA_VERSION = len(STEPS)
 
 
 def _sqlite_connected(busy_seconds: float, dbapi_connection: Any, _record: Any) -> None:
+    """No memory shared with the file system: a rollback journal, not WAL, and no memory map.
+
+    WAL keeps its index in a `-shm` file mapped into every process that opens the database, and
+    a write to a mapped page the kernel can no longer back (the file made immutable, or its file
+    system turned read-only after a disk error) is a SIGBUS, not an error: the process dies
+    mid-flush, with every buffered row. Without a mapping each fault is a failed system call,
+    which SQLite reports as an error the log's buffer rides out. The journal is truncated, not
+    deleted, after each commit: one file created once, not one per transaction.
+
+    The price: a reader and the writer's commit exclude each other (a commit waits for reads in
+    progress, within the busy timeout, then fails and its rows are retried at the next flush),
+    and each commit syncs twice (journal, database) instead of once. The log commits once per
+    `serve.flush_seconds` in pages of rows, so its capacity stays far above the service's.
+    """
     # sqlite3 would BEGIN only before DML, so DDL would autocommit: `_begin` emits BEGIN instead.
     dbapi_connection.isolation_level = None
-    # WAL: readers never wait for the writer. Switching a new file to WAL needs it to itself, and
-    # SQLite answers "database is locked" at once (its busy timeout does not apply) while
-    # another connection, a replica starting at the same moment, holds it: try again, for as
-    # long as the connection's busy timeout (the URL's ?timeout= when it gives one).
+    dbapi_connection.execute("PRAGMA mmap_size=0")  # reads by read(2), whatever the build default
+    # Leaving WAL (a file an earlier release wrote) needs the database to itself, and SQLite
+    # answers "database is locked" at once (its busy timeout does not apply) while another
+    # connection, a replica starting at the same moment, holds it: try again, for as long as
+    # the connection's busy timeout (the URL's ?timeout= when it gives one).
     deadline = time.monotonic() + busy_seconds
     while True:
         try:
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            dbapi_connection.execute(f"PRAGMA journal_mode={SQLITE_JOURNAL}")
             return
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) or time.monotonic() > deadline:

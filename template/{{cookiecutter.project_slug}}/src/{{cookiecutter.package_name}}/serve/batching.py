@@ -7,9 +7,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..predictions import LogRecord, PredictionLog, refused_rows, short_reason
+from ..redaction import redact
 from .prometheus import LogCounters
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class LogBuffer:
         self.in_flight = 0
         self.flushing = asyncio.Lock()
         self.outage_started: float | None = None  # time.monotonic() of the first failed write
+        self.failure: str | None = None  # why the last write failed, redacted; None once one works
         self.dropped_before_outage = 0
 
     @property
@@ -88,6 +90,20 @@ class LogBuffer:
     def unreachable(self) -> bool:
         """The last write failed: the log's database is down (or refuses this release)."""
         return self.outage_started is not None
+
+    def readiness(self) -> dict[str, Any]:
+        """What `/ready` says of the log: `writing`, or `failing` with the reason, for how long,
+        and how many rows wait (the bound and the rows dropped so far, so the loss is visible)."""
+        if self.outage_started is None:
+            return {"state": "writing", "reason": None, "rows_pending": self.pending}
+        return {
+            "state": "failing",
+            "reason": self.failure,
+            "failing_seconds": round(time.monotonic() - self.outage_started, 1),
+            "rows_pending": self.pending,
+            "max_rows": self.max_rows,
+            "rows_dropped": self.counters.dropped - self.dropped_before_outage,
+        }
 
     def add(self, record: LogRecord) -> None:
         self.queued.append(record)
@@ -110,14 +126,14 @@ class LogBuffer:
                 batch = [self.queued.popleft() for _ in range(size)]
                 remaining -= size
                 self.in_flight = size
+                dropped = self.counters.dropped  # an outage's drops count from its first write
                 try:
                     relabels, refused = await asyncio.to_thread(self._write, batch)
                 except asyncio.CancelledError:
                     self._requeue(batch)
                     raise
                 except Exception as error:
-                    self._requeue(batch)
-                    self._failed(error)
+                    self._failed(error, batch, dropped)
                     return
                 self.in_flight = 0
                 self.counters.relabels += relabels
@@ -165,13 +181,20 @@ class LogBuffer:
                 self.counters.dropped - self.dropped_before_outage,
             )
             self.outage_started = None
+            self.failure = None
 
-    def _failed(self, error: Exception) -> None:
-        """Count the failure; log it once per outage, not once per flush."""
+    def _failed(self, error: Exception, batch: list[LogRecord], dropped_before: int) -> None:
+        """Count the failure and put the batch back; log it once per outage, not once per
+        flush. Rows dropped since the failed write began (`dropped_before`: rows queued while
+        it waited, and those the batch's return makes room for) count as the outage's."""
         self.counters.write_failures += 1
-        if self.outage_started is None:
+        self.failure = redact(short_reason(error))
+        first = self.outage_started is None
+        if first:
             self.outage_started = time.monotonic()
-            self.dropped_before_outage = self.counters.dropped
+            self.dropped_before_outage = dropped_before
+        self._requeue(batch)
+        if first:
             log.warning(
                 "cannot write the prediction log at %s (%s): %d rows kept and retried every "
                 "flush; beyond %d the oldest are dropped",

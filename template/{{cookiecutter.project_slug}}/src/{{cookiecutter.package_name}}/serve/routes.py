@@ -133,9 +133,16 @@ async def health() -> dict[str, str]:
 
 
 async def ready(state: StateDep) -> JSONResponse:
-    """200 once a champion is loaded, else 503; either way, the versions held and the last
-    registry error, so an outage the service is riding out is visible."""
+    """200 once a champion is loaded, else 503; either way, the versions held, the last
+    registry error and the prediction log's state, so an outage the service is riding out is
+    visible. While log writes fail: 200 with status `degraded`, or 503 with
+    `serve.ready_while_log_fails: not_ready`."""
     body = state.models.readiness()
+    body["prediction_log"] = log = state.log.readiness()
+    if log["state"] == "failing" and state.settings.ready_while_log_fails == "not_ready":
+        body["ready"] = False
+    degraded = body["ready"] and (log["state"] == "failing" or body["registry_error"])
+    body["status"] = "degraded" if degraded else "ready" if body["ready"] else "not_ready"
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
