@@ -799,10 +799,11 @@ def _connected(listener: socket.socket, seconds: float) -> socket.socket:
 
 
 @contextmanager
-def serving(
+def started(
     project: Project, output: Path, env: dict[str, str] | None = None
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`serve` as a process of its own on a free port: (the process, its base URL)."""
+    """`serve` as a process of its own on a free port, not waited for: (the process, its base
+    URL); killed on exit."""
     port = free_port()
     command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve", "--port", str(port)]
     command += ["--config", str(project.config_path)]
@@ -850,7 +851,7 @@ def test_a_tracking_database_that_hangs_holds_up_neither_health_nor_shutdown(
         env = {"MLFLOW_TRACKING_URI": f"{database}/mlflow"}
         env[PREDICTION_LOG_URL_ENV] = f"{database}/predictions"
         output = tmp_path / "serve.log"
-        with serving(project, output, env) as (process, base):
+        with started(project, output, env) as (process, base):
             held = _connected(listener, 90)  # the first registry poll is now waiting
             try:
                 _answers(f"{base}/health")
@@ -902,7 +903,7 @@ def test_a_service_started_before_its_tracking_server_serves_once_that_answers(
             "MLFLOW_HTTP_REQUEST_TIMEOUT": "600",
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
         }
-        with serving(project, tmp_path / "serve.log", env) as (_, base):
+        with started(project, tmp_path / "serve.log", env) as (_, base):
             held = _connected(listener, 90)
             _answers(f"{base}/health")
             assert httpx.get(f"{base}/health", timeout=1).status_code == 200
@@ -947,7 +948,7 @@ def test_slow_clients_are_cut_off_and_connections_are_bounded(tmp_path: Path) ->
         "max_connections": 3,
     }
     project = _trained(tmp_path / "slow-clients", **limits)
-    with serving(project, tmp_path / "serve.log") as (_, base):
+    with started(project, tmp_path / "serve.log") as (_, base):
         _answers(f"{base}/health")
         _wait(lambda: httpx.get(f"{base}/ready", timeout=5).status_code == 200)
         address = ("127.0.0.1", int(base.rsplit(":", 1)[1]))
