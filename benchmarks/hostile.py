@@ -15,7 +15,9 @@ import http.client
 import json
 import math
 import resource
+import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -302,6 +304,60 @@ def hanging_backend(health_seconds: float | None, ready: tuple[int, Mapping[str,
         measured=f"/health after {_seconds(health_seconds)} of start-up; "
         f"/ready {status}: {reason[:60]}",
         passed=health_seconds is not None and status == 503 and bool(reason),
+    )
+
+
+def _chattr(flag: str, paths: list[Path]) -> str | None:
+    """`chattr <flag>` on `paths`: None when done, else why it could not be."""
+    command = shutil.which("chattr")
+    if command is None:
+        return "chattr is not installed (Debian: e2fsprogs)"
+    done = subprocess.run(  # noqa: S603 - a fixed tool on our own files
+        [command, flag, *map(str, paths)], capture_output=True, text=True, check=False
+    )
+    return None if done.returncode == 0 else done.stderr.strip() or f"exit {done.returncode}"
+
+
+def storage_fault(
+    port: int, row: Mapping[str, Any], log_file: Path, read_ids: Callable[[], set[str]]
+) -> Probe:
+    """Finding 3: every file of the SQLite prediction log made immutable under the running
+    service (a file system turned read-only after a disk error). The service keeps answering,
+    `/ready` says the log is failing, and once the fault clears the held rows are written."""
+    files = sorted(log_file.parent.glob(log_file.name + "*"))
+    sent = f"chattr +i on {', '.join(path.name for path in files)}, then 50 predictions"
+    refused = _chattr("+i", files)
+    if refused is not None:  # no CAP_LINUX_IMMUTABLE, or a file system without the flag
+        return Probe("a_storage_fault_keeps_the_service_up", 3, sent, f"not run: {refused}", False)
+    answered: list[str] = []
+    try:
+        for _ in range(50):
+            status, body = request(port, "POST", "/predict", json.dumps(row).encode())
+            if status == 200:
+                answered.append(str((decoded(body) or {}).get("prediction_id")))
+
+        def failing() -> bool:
+            answer = decoded(request(port, "GET", "/ready")[1]) or {}
+            return (answer.get("prediction_log") or {}).get("state") == "failing"
+
+        noticed = wait_until(failing, timeout=15)
+        ready_status, ready = request(port, "GET", "/ready")
+        shown = (decoded(ready) or {}).get("status")
+    finally:
+        cleared = _chattr("-i", files)
+    landed = wait_until(lambda: set(answered) <= read_ids(), timeout=30)
+    return Probe(
+        name="a_storage_fault_keeps_the_service_up",
+        finding=3,
+        sent=sent,
+        measured=f"{len(answered)} of 50 answered; /ready {ready_status} {shown}, log failing: "
+        f"{noticed}; after the fault cleared, all answered rows in the log: {landed}",
+        passed=len(answered) == 50
+        and noticed
+        and ready_status == 200
+        and shown == "degraded"
+        and cleared is None
+        and landed,
     )
 
 

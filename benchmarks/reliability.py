@@ -604,6 +604,12 @@ def hostile_input(
             hostile.relabel(server.port, row),
         ]
         probes.append(slow.result())
+    note("hostile input: a storage fault under the prediction log")
+    probes.append(
+        hostile.storage_fault(
+            server.port, row, config.prediction_log, lambda: logged_ids(config.prediction_log)
+        )
+    )
     return probes
 
 

@@ -18,6 +18,7 @@ TIMEOUT = 15 * 60
 SCRIPT = REPO_ROOT / "benchmarks" / "reliability.py"
 # benchmarks/hostile.py: one probe per finding of the trust review that a running service shows.
 HOSTILE_PROBES = {
+    "a_storage_fault_keeps_the_service_up",
     "credentials_never_leave_the_process",
     "metrics_cannot_be_forged_or_grown",
     "non_finite_numbers_are_422s",
