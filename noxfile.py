@@ -168,8 +168,8 @@ def batch_bench(session: nox.Session) -> None:
 
 @nox.session
 def reliability(session: nox.Session) -> None:
-    """The rendered service under fuzzing, load near its measured capacity, a SIGKILL and a
-    registry outage.
+    """The rendered service under fuzzing, load near its measured capacity, a SIGKILL, a
+    registry outage and hostile input (benchmarks/hostile.py).
 
     Prints a table and writes JSON (default `.bench/reliability.json`; `-- --duration 10` and the
     other options of benchmarks/reliability.py pass through). Asserted: the session fails when a

@@ -250,6 +250,8 @@ def slow_clients(port: int, header_seconds: float, body_seconds: float) -> Probe
         header_closed, unanswered = _closed_after(half, header_seconds + slack)
         left = body_seconds + slack - (header_closed or header_seconds + slack)
         body_closed, answer = _closed_after(stalled, max(left, 1.0))
+    if body_closed is not None:  # both were sent at once: the body's wait began with the other's
+        body_closed += header_closed or header_seconds + slack
     status = answer.split(b" ", 2)[1].decode() if answer.startswith(b"HTTP/1.1 ") else "none"
     return Probe(
         name="slow_clients_are_cut_off",
