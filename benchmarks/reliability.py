@@ -507,6 +507,15 @@ def crash_report(
 # ------------------------------------------------------------------------------------------------
 
 
+def overwrite(path: Path, data: bytes) -> None:
+    """`path` holds `data`, written over the old bytes in place, never truncated first: the
+    server polls the file meanwhile, and SQLite takes an empty file for a new database, which
+    MLflow would start to fill."""
+    with path.open("r+b") as file:
+        file.write(data)
+        file.truncate()
+
+
 def registry_outage(
     server: Server, bodies: Sequence[bytes], settings: Settings, config: ServiceConfig
 ) -> dict[str, Any]:
@@ -523,7 +532,7 @@ def registry_outage(
     champion = before.get("models", {}).get("champion")
     saved = config.store.read_bytes()
     try:
-        config.store.write_bytes(b"not a database" * 1000)
+        overwrite(config.store, b"not a database" * 1000)
         noticed = wait_until(lambda: registry_error() is not None, timeout)
         ready_status, ready = get_json(server.port, "/ready")
         client, versions = sb.Client(server.port), []
@@ -534,7 +543,7 @@ def registry_outage(
         finally:
             client.close()
     finally:
-        config.store.write_bytes(saved)
+        overwrite(config.store, saved)
     recovered = wait_until(lambda: registry_error() is None, timeout)
     return {
         "champion_before": champion,

@@ -212,8 +212,9 @@ def _with_a_repeated_column(frame: pd.DataFrame, path: Path) -> None:
     doubled = pd.concat([frame, (frame[["monthly_spend"]] * 2)], axis=1)
     if path.suffix == ".csv":
         doubled.to_csv(path, index=False)
-    else:  # pandas refuses to write repeated names; Parquet holds them
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+    else:  # pandas refuses to write repeated names; Parquet holds them. As text: the demo's
+        # invalid cells ("unknown" months) make columns Arrow cannot type from the values.
+        table = pa.Table.from_pandas(frame.astype(str), preserve_index=False)
         table = table.append_column("monthly_spend", table.column("monthly_spend"))
         pq.write_table(table, path)
 

@@ -572,6 +572,15 @@ def test_an_alias_swap_while_requests_flow_loses_none(tmp_path: Path) -> None:
         _wait(lambda: len(log.read()) == len(results))
 
 
+def overwrite(path: Path, data: bytes) -> None:
+    """`path` holds `data`, written over the old bytes in place, never truncated first: the
+    service polls the file meanwhile, and SQLite takes an empty file for a new database, which
+    MLflow would start to fill (a race that left the registry with no tables)."""
+    with path.open("r+b") as file:
+        file.write(data)
+        file.truncate()
+
+
 def test_a_broken_registry_or_model_keeps_the_champion_serving(tmp_path: Path) -> None:
     project = _trained(tmp_path / "faults")
     row = _rows(project, 1)[0]
@@ -579,12 +588,12 @@ def test_a_broken_registry_or_model_keeps_the_champion_serving(tmp_path: Path) -
     with running(project) as client:
         # The registry becomes unreadable: the service keeps v1 and says why.
         saved = store.read_bytes()
-        store.write_bytes(b"not a database" * 1000)
+        overwrite(store, b"not a database" * 1000)
         _wait(lambda: client.get("/ready").json()["registry_error"] is not None)
         ready = client.get("/ready")
         assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
         assert client.post("/predict", json=row).json()["model_version"] == "1"
-        store.write_bytes(saved)
+        overwrite(store, saved)
         _wait(lambda: client.get("/ready").json()["registry_error"] is None)
         assert client.get("/ready").json()["status"] == "ready"
 
