@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project, Task, load_project
+from {{ cookiecutter.package_name }}.config import ConfigError, DemoSourceConfig, Project, Task, load_project
 from {{ cookiecutter.package_name }}.data import (
     REASON,
     ROW_KEY,
@@ -290,3 +290,24 @@ def test_the_window_and_sample_minimums_name_their_settings(project: Project) ->
     assert "below promotion.online.min_samples_per_variant = 500 in configs/project.yaml" in (
         decision.reason
     )
+
+
+# A table without the demo's `region`, with the demo's slice column still configured: refused by
+# name when the schema is read (at ingest), not a KeyError at the end of a training run.
+@pytest.mark.answers
+def test_a_slice_column_the_table_lacks_is_refused_naming_the_setting(project: Project) -> None:
+    task = project.config.train.task
+    schema = demo_schema(task)
+    schema = DataSchema(columns=tuple(c for c in schema.columns if c.name != "region"))
+    frame = _demo(project, 300).drop(columns=["region"])
+    lacking = _file_project(project, frame, schema, train={"slice_column": "region"})
+    message = "train.slice_column in configs/project.yaml is 'region', which is not a categorical"
+    with pytest.raises(ConfigError, match=message):
+        ingest(lacking, now=NOW)
+    code, output = _cli(lacking, "ingest")
+    assert code == 2
+    assert message in output
+    assert "set it to one of them (plan, channel)" in output
+    assert not lacking.snapshots_dir.exists()
+    chosen = _file_project(project, frame, schema, train={"slice_column": "plan"})
+    assert project_schema(chosen).categorical_features == ["plan", "channel"]

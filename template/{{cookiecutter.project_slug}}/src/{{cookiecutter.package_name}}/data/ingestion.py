@@ -39,9 +39,25 @@ def project_schema(project: Project) -> DataSchema:
     # Any other source, a file or a SQL query, is described by its schema file.
     path = project.path(source.schema_path)
     try:
-        return DataSchema.from_yaml(path).for_task(task)
+        schema = DataSchema.from_yaml(path).for_task(task)
     except ValueError as error:
         raise ConfigError(f"schema file {project.shown(path)}: {error}") from None
+    _check_slice_column(project, schema, project.shown(path))
+    return schema
+
+
+def _check_slice_column(project: Project, schema: DataSchema, where: str) -> None:
+    """`train.slice_column` names a categorical feature of the schema: checked when the schema
+    is read (at ingest, before any training), not found missing at the end of a training run.
+    A project switched from the demo data to its own table keeps the demo's `region` else."""
+    column = project.config.train.slice_column
+    if column is None or column in schema.categorical_features:
+        return
+    choices = ", ".join(schema.categorical_features) or "none: the schema has no category"
+    raise ConfigError(
+        f"train.slice_column in {project.config_name} is {column!r}, which is not a "
+        f"categorical feature of {where}: set it to one of them ({choices}), or remove it"
+    )
 
 
 def require_training_rows(project: Project, rows: int, details: str = "") -> None:
