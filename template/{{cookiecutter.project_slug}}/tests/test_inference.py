@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import (
+    ConfigError,
     DemoSourceConfig,
     FileSourceConfig,
     Project,
@@ -339,6 +340,12 @@ def test_an_inferred_schema_ingests_its_file(
     )
     assert done.exit_code == 0, done.output
     assert "to ingest it" not in done.output
+    said = " ".join(done.output.split())
+    if project.config.train.slice_column not in (None, "clinic"):  # the demo's, not this table's
+        assert "set it to one of them (clinic), or remove it" in said
+        with pytest.raises(ConfigError, match=r"train\.slice_column"):
+            ingest(Project(root=project.root, config=parse_config(config)), now=NOW)
+    config["train"]["slice_column"] = "clinic"  # as the hint says
     file_project = Project(root=project.root, config=parse_config(config))
     result = ingest(file_project, now=NOW)
     assert result.rows_quarantined == 0
@@ -409,6 +416,7 @@ def test_a_10_mb_cell_is_no_category_and_is_never_copied(
         "path": "data/raw/own.csv",
         "schema_path": "configs/schema.yaml",
     }
+    config["train"]["slice_column"] = "clinic"
     result = ingest(Project(root=project.root, config=parse_config(config)), now=NOW)
     assert result.rows_valid + result.rows_quarantined == result.rows_read == len(frame)
     assert result.quarantine_file is not None

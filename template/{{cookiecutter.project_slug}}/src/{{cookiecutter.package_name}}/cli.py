@@ -627,7 +627,7 @@ def schema_infer_command(
     from rich.text import Text
 
     from .config import DemoSourceConfig, FileSourceConfig
-    from .data import inference
+    from .data import inference, slice_column_problem
     from .data.sources import Location, csv_delimiter, is_url, shown_location, source_location
 
     project = open_project(config)
@@ -686,6 +686,8 @@ def schema_infer_command(
         if is_csv and (used := csv_delimiter(location, delimiter)) != ",":
             keys.append(f"delimiter: {used!r}")
         out_console.print(Text(f"to ingest it, set data.source to: {', '.join(keys)}"))
+    if (problem := slice_column_problem(project, inferred.schema, written)) is not None:
+        out_console.print(Text(f"and {problem}"))
 
 
 @app.command("ui")

@@ -4,7 +4,13 @@ Public entry point: `ingest(project)`. Later stages read what it wrote with `rea
 """
 
 from .demo import demo_schema, generate_demo
-from .ingestion import IngestResult, ingest, project_schema, require_training_rows
+from .ingestion import (
+    IngestResult,
+    ingest,
+    project_schema,
+    require_training_rows,
+    slice_column_problem,
+)
 from .schema import ROW_KEY, ColumnSpec, DataSchema, row_key
 from .snapshot import (
     PARTS,
@@ -41,6 +47,7 @@ __all__ = [
     "read_table",
     "require_training_rows",
     "row_key",
+    "slice_column_problem",
     "time_split",
     "validate",
     "write_snapshot",

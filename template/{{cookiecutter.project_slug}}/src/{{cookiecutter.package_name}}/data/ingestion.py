@@ -42,19 +42,22 @@ def project_schema(project: Project) -> DataSchema:
         schema = DataSchema.from_yaml(path).for_task(task)
     except ValueError as error:
         raise ConfigError(f"schema file {project.shown(path)}: {error}") from None
-    _check_slice_column(project, schema, project.shown(path))
+    problem = slice_column_problem(project, schema, project.shown(path))
+    if problem is not None:
+        raise ConfigError(problem)
     return schema
 
 
-def _check_slice_column(project: Project, schema: DataSchema, where: str) -> None:
-    """`train.slice_column` names a categorical feature of the schema: checked when the schema
-    is read (at ingest, before any training), not found missing at the end of a training run.
-    A project switched from the demo data to its own table keeps the demo's `region` else."""
+def slice_column_problem(project: Project, schema: DataSchema, where: str) -> str | None:
+    """Why `train.slice_column` does not fit `schema` (`where`, as shown), or None: it must name
+    a categorical feature. Checked when the schema is read (at ingest, before any training) and
+    said by `schema infer`, not found missing at the end of a training run: a project switched
+    from the demo data to its own table keeps the demo's `region` otherwise."""
     column = project.config.train.slice_column
     if column is None or column in schema.categorical_features:
-        return
+        return None
     choices = ", ".join(schema.categorical_features) or "none: the schema has no category"
-    raise ConfigError(
+    return (
         f"train.slice_column in {project.config_name} is {column!r}, which is not a "
         f"categorical feature of {where}: set it to one of them ({choices}), or remove it"
     )
