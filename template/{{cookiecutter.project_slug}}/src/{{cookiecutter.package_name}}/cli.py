@@ -122,6 +122,9 @@ def options(
     # MLflow writes "View run ... at <url>" to stdout after each run on a tracking server: stdout
     # holds a command's results only (one JSON document with --json).
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # MLflow's INFO lines ("Creating initial MLflow database tables...") are its own housekeeping,
+    # not the command's diagnostics; MLFLOW_LOGGING_LEVEL=INFO brings them back.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def fail(message: str) -> NoReturn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,8 @@ from ..store import CHALLENGER, CHAMPION, SNAPSHOT_PATH, Run, Store
 from .leakage import LeakageError, LeakageReport, check_leakage
 from .models import build_model, continue_fitting, warm_startable
 from .plots import evaluation_figures
+
+AMBIGUOUS_SOURCE = "The specified dataset source can be interpreted in multiple ways"
 
 PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy", "scipy", "skops"]
 
@@ -152,13 +155,18 @@ def _log_lineage(run: Run, project: Project, snapshot: Snapshot, family: ModelFa
         }
     )
     for part in PARTS:
-        dataset = from_pandas(
-            getattr(snapshot, part),
-            source=str(snapshot.path(part).relative_to(project.root)),
-            targets=schema.target.name,
-            name=f"{snapshot.snapshot_id}/{part}",
-            digest=snapshot.digest(part)[:16],
-        )
+        with warnings.catch_warnings():
+            # MLflow registers its local-file source once per scheme ("" and "file") and then
+            # warns, on every dataset, that a path "can be interpreted in multiple ways": both
+            # are the same class of source, so the warning tells the user nothing.
+            warnings.filterwarnings("ignore", message=AMBIGUOUS_SOURCE, category=UserWarning)
+            dataset = from_pandas(
+                getattr(snapshot, part),
+                source=str(snapshot.path(part).relative_to(project.root)),
+                targets=schema.target.name,
+                name=f"{snapshot.snapshot_id}/{part}",
+                digest=snapshot.digest(part)[:16],
+            )
         run.log_dataset(dataset, context=part)
 
 
