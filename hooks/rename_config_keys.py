@@ -4,10 +4,11 @@
 
 Every YAML file under `configs/` (the shipped `project.yaml` and any the team added, such as a
 `staging.yaml` passed with `--config`) gets each `section.old` key renamed to `section.new` in
-place: a text edit of that one line, so values, comments and layout stay the team's. Keys inside
-an update's conflict block are renamed too, so keeping the team's side of the conflict keeps a
-valid key; such files are named, since the conflict itself is the team's to resolve. Renaming is
-idempotent: a file that already uses the new name is not touched.
+place (a key deeper down too: `train.leakage.old=train.leakage.new`): a text edit of that one
+line, so values, comments and layout stay the team's. Keys inside an update's conflict block
+are renamed too, so keeping the team's side of the conflict keeps a valid key; such files are
+named, since the conflict itself is the team's to resolve. Renaming is idempotent: a file that
+already uses the new name is not touched.
 
 Run with the project folder as the working directory. Standard library only.
 """
@@ -20,47 +21,43 @@ from pathlib import Path
 
 CONFLICT = re.compile(r"^(<<<<<<<|>>>>>>>) ", re.MULTILINE)
 MARKER = re.compile(r"^(<<<<<<<|=======|>>>>>>>|\|\|\|\|\|\|\|)( |$)")
-SECTION = re.compile(r"^([A-Za-z_][\w-]*):")
+KEY = re.compile(r"^[A-Za-z_][\w-]*$")
 
 
-def parse_renames(args: list[str]) -> dict[tuple[str, str], str]:
-    """`section.old=section.new` pairs, as {(section, old): new}."""
-    renames: dict[tuple[str, str], str] = {}
+def parse_renames(args: list[str]) -> dict[tuple[str, ...], str]:
+    """`section.old=section.new` pairs (`section.sub.old=section.sub.new` deeper down), as
+    {(section, ..., old): new}: only the last part is renamed."""
+    renames: dict[tuple[str, ...], str] = {}
     for arg in args:
         old, sep, new = arg.partition("=")
-        old_section, _, old_key = old.partition(".")
-        new_section, _, new_key = new.partition(".")
-        if not (sep and old_key and new_key) or old_section != new_section:
+        *old_parents, old_key = old.split(".")
+        *new_parents, new_key = new.split(".")
+        if not (sep and old_parents and old_key and new_key) or old_parents != new_parents:
             raise ValueError(f"{arg!r}: expected section.old_key=section.new_key")
-        renames[(old_section, old_key)] = new_key
+        renames[(*old_parents, old_key)] = new_key
     return renames
 
 
-def rename_keys(text: str, renames: dict[tuple[str, str], str]) -> str:
-    """The text with each renamed key replaced where it is a direct child of its section."""
+def rename_keys(text: str, renames: dict[tuple[str, ...], str]) -> str:
+    """The text with each renamed key replaced where its path of parent keys is the one named:
+    a key of the same name in another section, or deeper down, is left alone."""
     lines = text.splitlines(keepends=True)
-    section = None
-    child_indent = None
+    parents: list[tuple[int, str]] = []  # (indent, key) of the mappings the line is inside
     for index, line in enumerate(lines):
-        if match := SECTION.match(line):
-            section, child_indent = match.group(1), None
-            continue
         stripped = line.lstrip(" ")
-        if (
-            section is None
-            or not stripped.strip()
-            or stripped.startswith("#")
-            or MARKER.match(line)
-        ):
+        if not stripped.strip() or stripped.startswith("#") or MARKER.match(line):
             continue
         indent = len(line) - len(stripped)
-        child_indent = indent if child_indent is None else child_indent
-        if indent != child_indent:
-            continue  # deeper: a key of a nested mapping, not of the section itself
+        while parents and parents[-1][0] >= indent:
+            parents.pop()
         key, colon, rest = stripped.partition(":")
-        new_key = renames.get((section, key.strip()))
-        if colon and new_key:
+        key = key.rstrip()
+        if not colon or not KEY.match(key):
+            continue  # a list item, a continued value: no key of a mapping
+        path = (*(name for _, name in parents), key)
+        if new_key := renames.get(path):
             lines[index] = f"{' ' * indent}{new_key}:{rest}"
+        parents.append((indent, key))
     return "".join(lines)
 
 

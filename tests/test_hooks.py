@@ -47,6 +47,25 @@ def test_a_key_inside_an_update_conflict_is_renamed_on_both_sides() -> None:
     assert "reload_seconds" not in migrated
 
 
+def test_a_key_deeper_down_is_renamed_only_under_its_own_parents() -> None:
+    config = (
+        "train:\n"
+        "  leakage:                # the team's comment\n"
+        "    threshold: 0.995\n"
+        "    max_shared_share: 0.3  # raised for a coarse table\n"
+        "    allow: {}\n"
+        "  max_shared_share: 1     # a key of the same name, one level up\n"
+        "monitor:\n"
+        "  leakage:\n"
+        "    max_shared_share: 2   # the same path under another section\n"
+    )
+    renames = parse_renames(["train.leakage.max_shared_share=train.leakage.max_excess_share"])
+    assert renames == {("train", "leakage", "max_shared_share"): "max_excess_share"}
+    migrated = rename_keys(config, renames)
+    assert migrated == config.replace("    max_shared_share: 0.3", "    max_excess_share: 0.3", 1)
+    assert rename_keys(migrated, renames) == migrated  # idempotent
+
+
 def test_every_config_file_of_the_team_is_migrated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -70,7 +89,11 @@ def test_on_a_migrated_project_the_migration_changes_and_says_nothing(
     has the new form, the script must leave every file byte for byte and print nothing."""
     before = {p: p.read_bytes() for p in (default_project / "configs").rglob("*") if p.is_file()}
     monkeypatch.chdir(default_project)
-    assert rename_main(["serve.reload_seconds=serve.registry_poll_seconds"]) == 0
+    every_rename = [
+        "serve.reload_seconds=serve.registry_poll_seconds",
+        "train.leakage.max_shared_share=train.leakage.max_excess_share",
+    ]
+    assert rename_main(every_rename) == 0
     assert capsys.readouterr().out == ""
     assert {p: p.read_bytes() for p in before} == before
 

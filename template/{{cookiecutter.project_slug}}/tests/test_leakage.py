@@ -1,15 +1,22 @@
-"""Leakage at training: the pure check on small frames and real public data, then end to end
-with a column planted in the demo data that relabels the target."""
+"""Leakage at training: the pure check on small frames and real public data (among them
+statsmodels' survey tables, whose coarse answers repeat), then end to end with a column planted
+in the demo data that relabels the target."""
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
+import yaml
+from scipy import stats
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from typer.testing import CliRunner
 
@@ -21,6 +28,7 @@ from {{ cookiecutter.package_name }}.config import (
     Project,
     Task,
     load_project,
+    parse_config,
 )
 from {{ cookiecutter.package_name }}.data import (
     ColumnSpec,
@@ -34,6 +42,7 @@ from {{ cookiecutter.package_name }}.loop import retrain
 from {{ cookiecutter.package_name }}.promote import Outcome
 from {{ cookiecutter.package_name }}.store import Store
 from {{ cookiecutter.package_name }}.train import LeakageError, LeakageReport, check_leakage, train
+from {{ cookiecutter.package_name }}.train.leakage import EXCESS_P_VALUE, excess_p_value
 
 from .conftest import ROOT, write_project
 
@@ -161,18 +170,208 @@ def test_a_categorical_with_mixed_values_is_not_a_leak() -> None:
 
 
 def test_holdout_rows_seen_in_training_leak() -> None:
+    """Numbers recorded to many decimals never repeat by chance: training rows repeat none, so
+    20 copies of training rows in the holdout are far more than the data's repetition explains."""
     churn, holdout_start, repeated = _churn(), int(0.85 * ROWS), 20
     parts = [churn[:holdout_start], churn[:repeated], churn[holdout_start + repeated :]]
     frame = pd.concat(parts, ignore_index=True)
     report = _check(frame, "churned")
-    assert report.shared_rows == repeated
-    assert report.holdout_rows == ROWS - holdout_start
+    assert report.repeats.shared_rows == repeated
+    assert report.repeats.holdout_rows == ROWS - holdout_start
+    assert report.repeats.repeated_train_rows == 0
     assert report.leaks == ()
     assert not report.passed
     assert report.summary == "refused: shared holdout rows"
-    assert f"{repeated} of {report.holdout_rows} holdout rows" in report.refusal()
-    assert "max_shared_share" in report.refusal()
-    assert _check(frame, "churned", config=LeakageConfig(max_shared_share=0.5)).passed
+    assert f"{repeated} of {report.repeats.holdout_rows} holdout rows" in report.refusal()
+    assert "train.leakage.max_excess_share 0.01" in report.refusal()
+    assert _check(frame, "churned", config=LeakageConfig(max_excess_share=0.5)).passed
+
+
+# --- repetition is not leakage; records crossing the split are ------------------------------
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def _fair() -> pd.DataFrame:
+    """statsmodels' `fair` survey (6,366 women, 1974): coarse answers, a few values per
+    question, so about a quarter of its rows equal another one. The label: any affair. The
+    file is sorted by it (every positive first), so it is given a seeded order."""
+    survey: pd.DataFrame = sm.datasets.fair.load_pandas().data
+    survey["affair"] = (survey.pop("affairs") > 0).astype(int)
+    return survey.sample(frac=1.0, random_state=0).reset_index(drop=True)
+
+
+def _randhie() -> pd.DataFrame:
+    """statsmodels' `randhie` (RAND health insurance experiment, 20,190 person-years): about
+    two thirds of its rows equal another one. The target: visits to a doctor in the year."""
+    experiment: pd.DataFrame = sm.datasets.randhie.load_pandas().data
+    return experiment.sample(frac=1.0, random_state=0).reset_index(drop=True)
+
+
+def _timed(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row an hour, in the frame's order, and a respondent id: the time split's order."""
+    hours = [START + timedelta(hours=row) for row in range(len(frame))]
+    return frame.assign(respondent=[f"R{row:05d}" for row in range(len(frame))], answered=hours)
+
+
+def _time_split(timed: pd.DataFrame, target: str, task: Task, **config: Any) -> LeakageReport:
+    """The check on `timed` ordered by its timestamp and cut 70/15/15, the id and time left
+    out of the compared columns as the schema's roles leave them out of the features."""
+    ordered = timed.sort_values("answered", kind="stable").drop(columns=["respondent", "answered"])
+    return _check(ordered.reset_index(drop=True), target, task, config=LeakageConfig(**config))
+
+
+@pytest.mark.parametrize(
+    ("name", "table", "target", "task"),
+    [("fair", _fair, "affair", CLASSIFY), ("randhie", _randhie, "mdvis", "regression")],
+)
+def test_a_real_table_that_repeats_itself_trains(
+    name: str, table: Callable[[], pd.DataFrame], target: str, task: Task
+) -> None:
+    """A quarter (fair) or two thirds (randhie) of the holdout rows equal a training row, as
+    often as training rows equal one another: repetition, not leakage."""
+    report = _time_split(_timed(table()), target, task)
+    repeats = report.repeats
+    assert repeats.shared_share > 0.2, name  # the old rule refused anything above 1%
+    assert repeats.train_repeat_share > 0.2, name
+    assert abs(repeats.excess_share) < 0.02, (name, repeats)
+    assert report.passed, (name, report.summary, report.refusal())
+    assert report.summary == "none"
+
+
+def _with_copies(timed: pd.DataFrame, copies: int) -> pd.DataFrame:
+    """`timed` plus copies of `copies` of its holdout rows, each given a new respondent id and
+    a timestamp from the first half of the table: they land in training."""
+    holdout = timed.iloc[int(0.85 * len(timed)) :]
+    copied = holdout.sample(copies, random_state=1).assign(
+        respondent=[f"C{row:05d}" for row in range(copies)],
+        answered=timed["answered"].iloc[: len(timed) // 2].sample(copies, random_state=2).to_numpy()
+        - timedelta(minutes=30),
+    )
+    return pd.concat([timed, copied], ignore_index=True)
+
+
+def test_records_copied_across_the_split_are_refused_naming_the_rule_and_its_numbers() -> None:
+    """Copies of 200 holdout rows (a fifth of it) sent again with earlier timestamps and new ids:
+    the holdout now repeats training far more than training repeats itself."""
+    timed = _with_copies(_timed(_fair()), 200)
+    report = _time_split(timed, "affair", CLASSIFY)
+    repeats = report.repeats
+    assert repeats.holdout_rows == len(timed) - int(0.85 * len(timed))
+    assert repeats.excess_share > 0.1
+    assert repeats.p_value < EXCESS_P_VALUE
+    assert report.leaks == ()
+    assert not report.passed
+    assert report.summary == "refused: shared holdout rows"
+    message = " ".join(report.refusal().split())
+    assert message.startswith("leakage: training refused, nothing was registered:")
+    assert "the same records cross the split" in message
+    assert (
+        f"{repeats.shared_rows:,} of {repeats.holdout_rows:,} holdout rows "
+        f"({repeats.shared_share:.1%}) equal a training row"
+    ) in message
+    assert f"{repeats.train_repeat_share:.1%}, equal another" in message
+    assert f"explains {repeats.expected_shared_share:.1%}" in message
+    assert f"an excess of {100 * repeats.excess_share:.1f} percentage points" in message
+    assert f"p = {repeats.p_value:.2g}" in message
+    assert "above train.leakage.max_excess_share 0.01" in message
+    assert "data.split.strategy: group" in message
+    recorded = json.loads(json.dumps(report.as_dict()))
+    assert recorded["summary"] == report.summary
+    assert recorded["shared_rows"] == repeats.shared_rows
+    assert recorded["excess_share"] == pytest.approx(
+        recorded["shared_share"] - recorded["expected_shared_share"]
+    )
+    assert recorded["excess_p_value"] == repeats.p_value
+    assert recorded["max_excess_share"] == 0.01
+    assert recorded["splits_overlap"] is True
+
+
+def test_the_margin_applies_to_the_excess_not_to_the_shared_rows() -> None:
+    timed = _with_copies(_timed(_fair()), 200)
+    excess = _time_split(timed, "affair", CLASSIFY).repeats.excess_share
+    assert not _time_split(timed, "affair", CLASSIFY, max_excess_share=excess - 0.005).passed
+    passed = _time_split(timed, "affair", CLASSIFY, max_excess_share=excess + 0.005)
+    assert passed.passed  # although more than a third of the holdout equals a training row
+    assert passed.repeats.shared_share > 0.3
+    assert _time_split(timed, "affair", CLASSIFY, max_excess_share=1.0).passed  # off
+
+
+def test_an_excess_above_the_margin_that_chance_explains_is_not_refused() -> None:
+    """A few copies in the coarse survey: an excess over 1 point, but not significant."""
+    report = _time_split(_with_copies(_timed(_fair()), 20), "affair", CLASSIFY)
+    assert report.repeats.excess_share > 0.01
+    assert report.repeats.p_value > EXCESS_P_VALUE
+    assert report.passed
+
+
+def test_a_holdout_richer_in_the_class_that_repeats_is_not_taken_for_leakage() -> None:
+    """A time split moves the class mix: here the holdout holds mostly the class whose rows
+    repeat most. Holdout rows then equal training rows more often than training rows do one
+    another, yet no more often than training rows of their own class do."""
+    rng = np.random.default_rng(3)
+
+    def rows(count: int, label: int) -> pd.DataFrame:
+        values = 4 if label == 0 else 1_000  # answers of the negatives repeat, others seldom
+        return pd.DataFrame(
+            {
+                "a": rng.integers(0, values, count).astype(float),
+                "b": rng.integers(0, values, count).astype(float),
+                "label": label,
+            }
+        )
+
+    train = pd.concat([rows(1_500, 0), rows(1_500, 1)]).sample(frac=1.0, random_state=0)
+    later = pd.concat([rows(950, 0), rows(50, 1)]).sample(frac=1.0, random_state=0)
+    report = check_leakage(
+        train,
+        later.iloc[:500],
+        later.iloc[500:],
+        schema=_schema(train, "label"),
+        task=CLASSIFY,
+        config=LeakageConfig(),
+    )
+    repeats = report.repeats
+    assert repeats.shared_share > repeats.train_repeat_share + 0.2
+    assert abs(repeats.shared_share - repeats.expected_shared_share) < 0.03
+    assert not report.splits_overlap, report.refusal()  # (its features give the label away)
+
+
+@pytest.mark.parametrize(
+    ("shared", "holdout", "repeated", "train"),
+    [(30, 955, 1_100, 4_456), (5, 67, 0, 309), (0, 100, 40, 500), (12, 12, 1, 50)],
+)
+def test_with_one_target_value_the_p_value_is_fishers_exact_test(
+    shared: int, holdout: int, repeated: int, train: int
+) -> None:
+    table = [[shared, holdout - shared], [repeated, train - repeated]]
+    fisher = stats.fisher_exact(table, alternative="greater").pvalue
+    assert excess_p_value([(shared, holdout, repeated, train)]) == pytest.approx(fisher)
+
+
+def test_with_several_target_values_the_p_value_is_the_exact_tail_of_their_sum() -> None:
+    """Two strata, checked against the tail of their sum summed out by hand."""
+    strata = [(4, 20, 10, 60), (3, 15, 2, 40)]
+    pmfs = [
+        stats.hypergeom.pmf(np.arange(holdout + 1), holdout + rows, holdout, shared + repeated)
+        for shared, holdout, repeated, rows in strata
+    ]
+    tail = sum(
+        p * q for a, p in enumerate(pmfs[0]) for b, q in enumerate(pmfs[1]) if a + b >= 4 + 3
+    )
+    assert excess_p_value(strata) == pytest.approx(tail)
+
+
+def test_the_old_key_names_the_new_one() -> None:
+    config = yaml.safe_load((ROOT / "configs" / "project.yaml").read_text(encoding="utf-8"))
+    leakage = config["train"]["leakage"]
+    leakage["max_shared_share"] = leakage.pop("max_excess_share")
+    with pytest.raises(
+        ConfigError,
+        match=r"train\.leakage\.max_shared_share: unknown key; it is now "
+        r"train\.leakage\.max_excess_share, a margin over the repetition",
+    ):
+        parse_config(config)
 
 
 def test_a_one_class_validation_split_scores_nan_and_flags_nothing() -> None:
@@ -272,8 +471,10 @@ def test_training_refuses_a_planted_relabelling_of_the_target(tmp_path: Path) ->
     assert run.data.tags["leakage"] == f"refused: {PLANTED}"
     assert run.data.metrics[f"leakage_score_{PLANTED}"] >= 0.995
     assert run.data.metrics["leakage_shared_rows"] == 0
+    assert run.data.metrics["leakage_excess_p_value"] == 1.0
     assert "leakage_score_tenure_months" in run.data.metrics
     assert run.data.params["leakage_threshold"] == "0.995"
+    assert run.data.params["leakage_max_excess_share"] == "0.01"
 
     result = CliRunner().invoke(app, ["train", "-c", str(project.root / "configs/project.yaml")])
     assert result.exit_code == 2, result.output

@@ -116,10 +116,10 @@ class LeakageConfig(Frozen):
     """When training refuses the data: a feature that would not exist at prediction time, or
     is the label in disguise, makes a model that looks perfect and then fails in production.
 
-    `max_shared_share` defaults to 1%: a holdout row equal to a training row in every feature
-    and the target is, across a time split, usually one record sent twice, and with a number
-    recorded to a few decimals chance collisions are far rarer than that. A table of only a few
-    categories or small counts collides by chance: raise it (1.0 turns the rule off).
+    Rows shared by training and holdout leak only beyond what the data's own repetition
+    explains (train/leakage.py says how it is measured): `max_excess_share` is the margin that
+    excess must also pass, 1 point by default, so that a few stray copies in a large table do
+    not stop the loop; 1.0 turns the rule off.
     """
 
     threshold: float = Field(
@@ -129,12 +129,13 @@ class LeakageConfig(Frozen):
         description="a feature alone scoring at least this on validation leaks "
         "(ROC AUC for classifiers, R² for regressors)",
     )
-    max_shared_share: float = Field(
+    max_excess_share: float = Field(
         default=0.01,
         ge=0.0,
         le=1.0,
-        description="share of holdout rows equal to a training row (features and target) "
-        "above which the splits leak into each other",
+        description="share of holdout rows equal to a training row (features and target), "
+        "beyond the share the training split's own repeats explain, above which a significant "
+        "excess leaks",
     )
     allow: dict[str, Annotated[str, Field(pattern=r"\S")]] = Field(
         default_factory=dict,
@@ -437,6 +438,9 @@ def load_governance(root: Path) -> Governance | None:
 # configs/; anything else still holding an old name gets this hint instead of a bare "unknown".
 RENAMED_KEYS = {
     "serve.reload_seconds": "serve.registry_poll_seconds (renamed in template version 0.2.0)",
+    "train.leakage.max_shared_share": "train.leakage.max_excess_share, a margin over the "
+    "repetition the training split itself shows rather than a cap on every repeated row "
+    "(changed after template version 0.2.0)",
 }
 
 

@@ -1,20 +1,63 @@
-"""Leakage checks run before training: a feature that is the label in disguise, or would not
-exist at prediction time, and holdout rows that training has already seen.
+"""Leakage checks run before training: a feature that is the label in disguise, and the same
+records on both sides of the split.
 
-Such data trains a model that looks perfect on every split and then fails in production, so
-training refuses it unless the configuration acknowledges the feature, with a reason. The
-check is a pure function of the snapshot's frames: no MLflow, no model of the project's family.
+Such data trains a model that looks excellent on its holdout and then fails in production, so
+training refuses it, naming the rule that fired with its numbers. The check is a pure function
+of the snapshot's frames: no MLflow, no model of the project's family.
+
+**A feature that is the label in disguise**: one feature alone predicts the target on
+validation almost perfectly, or a categorical maps each of its values to one label. Refused
+unless `train.leakage.allow` names it with the reason it exists at prediction time.
+
+**The same records across the split.** A holdout row equal to a training row in every feature
+and in the target is not by itself a leak: real tables repeat (coarse survey answers, a flight
+that recurs daily, a returning customer whose figures did not change), and then training rows
+repeat one another just as often, as production rows will. What leaks is a record that crosses
+the split: one record sent twice under another timestamp or id, or a batch loaded again with
+the load's time as its timestamp. Its mark is that more holdout rows equal a training row than
+the data's own repetition explains. So
+the check compares two shares, both of rows compared against the training rows (references of
+nearly the same size, so under no leakage they estimate the same chance of meeting an equal
+row):
+
+- across the split: holdout rows equal to some training row;
+- within the split: training rows equal to another training row, weighted by the holdout's
+  target values. A row can only equal a row of its own target value, and a time split may move
+  their mix (the class whose rows repeat most can fill more of the holdout): weighting keeps
+  that from looking like a leak.
+
+The split leaks when the excess is significant, by the exact one-sided test conditional on each
+target value's 2x2 table (Fisher's exact test, stratified), at a fixed p < 0.001 so that a
+check run at every retraining almost never refuses by chance, and when it is also larger than
+`train.leakage.max_excess_share` (default 0.01; 1.0 turns the rule off), so that a few stray
+copies in a large table do not stop the loop.
+
+What "the same record" means here, and why only features and target are compared: they are
+what the model learns from and is scored on. The timestamp is left out: across a time split a
+copy has another timestamp by construction. The id is left out too: the model never sees it, a
+copy resent under a new id must still count, and the same entity in both splits of a time split
+is a returning customer, which is normal; a holdout of new entities only is a choice of split
+(`data.split.strategy: group` with `data.split.group_column`), not a fact the rows can reveal.
+The same key and timestamp twice never reaches a snapshot: ingest quarantines the second row
+(data/validation.py), so no rule is needed for it here.
+
+What no check here can catch: a feature recorded only after the prediction time that is very
+predictive without being perfect (a flight's departure delay when predicting a late arrival:
+it exists only after take-off). It passes every rule; the team must know when each column is
+known (docs/data.md, "Features known only after the prediction time"). Nor copies spread
+evenly through both splits: they raise both shares alike.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import signal, stats
 from sklearn.linear_model import LinearRegression
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
@@ -34,7 +77,11 @@ TREE_LEAF_ROWS = 3
 ONE_LABEL_MIN_COVERAGE = 0.5
 MISSING = "__missing__"
 ALLOW_KEY = "train.leakage.allow"
-SHARED_KEY = "train.leakage.max_shared_share"
+EXCESS_KEY = "train.leakage.max_excess_share"
+# The p-value below which more holdout rows equal a training row than the training split's own
+# repetition explains: fixed, and small, since the check runs at every retraining.
+EXCESS_P_VALUE = 0.001
+GROUP_SPLIT = "data.split.strategy: group, with data.split.group_column"
 
 
 class LeakageError(ProjectError):
@@ -59,6 +106,44 @@ class FeatureLeak:
 
 
 @dataclass(frozen=True)
+class SplitRepeats:
+    """Rows equal in every feature and the target, across the split and within training."""
+
+    shared_rows: int  # holdout rows equal to some training row
+    holdout_rows: int
+    repeated_train_rows: int  # training rows equal to another training row
+    train_rows: int
+    expected_shared_share: float  # the within-split share, weighted by the holdout's targets
+    p_value: float  # one-sided: more shared holdout rows than the repetition explains
+
+    @property
+    def shared_share(self) -> float:
+        return self.shared_rows / self.holdout_rows if self.holdout_rows else 0.0
+
+    @property
+    def train_repeat_share(self) -> float:
+        return self.repeated_train_rows / self.train_rows if self.train_rows else 0.0
+
+    @property
+    def excess_share(self) -> float:
+        """How much more often a holdout row equals a training row than the repetition explains."""
+        return self.shared_share - self.expected_shared_share
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "shared_rows": self.shared_rows,
+            "holdout_rows": self.holdout_rows,
+            "shared_share": self.shared_share,
+            "repeated_train_rows": self.repeated_train_rows,
+            "train_rows": self.train_rows,
+            "train_repeat_share": self.train_repeat_share,
+            "expected_shared_share": self.expected_shared_share,
+            "excess_share": self.excess_share,
+            "excess_p_value": self.p_value,
+        }
+
+
+@dataclass(frozen=True)
 class LeakageReport:
     """Every figure of the check, and what it found."""
 
@@ -66,19 +151,19 @@ class LeakageReport:
     threshold: float
     scores: dict[str, float]  # feature -> its single-feature score on validation (NaN: undefined)
     one_label_shares: dict[str, float]  # categorical -> share of train rows in one-label values
-    shared_rows: int  # holdout rows equal to a training row in every feature and the target
-    holdout_rows: int
-    max_shared_share: float
+    repeats: SplitRepeats
+    max_excess_share: float
     leaks: tuple[FeatureLeak, ...]
     allow: dict[str, str] = field(default_factory=dict)
 
     @property
-    def shared_share(self) -> float:
-        return self.shared_rows / self.holdout_rows if self.holdout_rows else 0.0
-
-    @property
     def splits_overlap(self) -> bool:
-        return self.shared_share > self.max_shared_share
+        """The same records cross the split: significantly more holdout rows equal a training
+        row than training rows equal one another, by more than the configured margin."""
+        return (
+            self.repeats.p_value < EXCESS_P_VALUE
+            and self.repeats.excess_share > self.max_excess_share
+        )
 
     @property
     def refused(self) -> tuple[FeatureLeak, ...]:
@@ -106,15 +191,26 @@ class LeakageReport:
             parts.append("allowed: " + ", ".join(leak.feature for leak in self.allowed))
         return "; ".join(parts) or "none"
 
+    def _overlap(self) -> str:
+        """The split rule that fired, with its numbers."""
+        repeats = self.repeats
+        return (
+            f"the same records cross the split: {repeats.shared_rows:,} of "
+            f"{repeats.holdout_rows:,} holdout rows ({repeats.shared_share:.1%}) equal a "
+            f"training row in every feature and the target, where the training split's own "
+            f"repetition ({repeats.repeated_train_rows:,} of {repeats.train_rows:,} rows, "
+            f"{repeats.train_repeat_share:.1%}, equal another) explains "
+            f"{repeats.expected_shared_share:.1%} for the holdout's target values: an excess of "
+            f"{100 * repeats.excess_share:.1f} percentage points (one-sided p = "
+            f"{repeats.p_value:.2g} < {EXCESS_P_VALUE:g}), above {EXCESS_KEY} "
+            f"{self.max_excess_share:g}"
+        )
+
     def refusal(self) -> str:
         """The one-line message of a refused training: what leaks, by how much, what to do."""
         found = [f"{leak.feature} ({'; '.join(leak.rules)})" for leak in self.refused]
         if self.splits_overlap:
-            found.append(
-                f"{self.shared_rows} of {self.holdout_rows} holdout rows "
-                f"({self.shared_share:.1%}) equal a training row, above {SHARED_KEY} "
-                f"{self.max_shared_share:g}"
-            )
+            found.append(self._overlap())
         advice = []
         if self.refused:
             advice.append(
@@ -122,7 +218,12 @@ class LeakageReport:
                 f"{ALLOW_KEY} with the reason"
             )
         if self.splits_overlap:
-            advice.append(f"drop rows repeated across splits, or raise {SHARED_KEY}")
+            advice.append(
+                "drop the copies (one record sent twice, under another timestamp or id), or "
+                f"split by entity ({GROUP_SPLIT}) so that no entity's rows fall on both sides; "
+                f"raise {EXCESS_KEY} only if the holdout is meant to repeat training rows more "
+                "than training repeats itself"
+            )
         what_to_do = "; ".join(advice)
         return (
             f"leakage: training refused, nothing was registered: {'; '.join(found)}. "
@@ -138,10 +239,10 @@ class LeakageReport:
                 name: None if math.isnan(value) else value for name, value in self.scores.items()
             },
             "one_label_shares": self.one_label_shares,
-            "shared_rows": self.shared_rows,
-            "holdout_rows": self.holdout_rows,
-            "shared_share": self.shared_share,
-            "max_shared_share": self.max_shared_share,
+            **self.repeats.as_dict(),
+            "excess_p_value_below": EXCESS_P_VALUE,
+            "max_excess_share": self.max_excess_share,
+            "splits_overlap": self.splits_overlap,
             "leaks": [
                 {
                     "feature": leak.feature,
@@ -248,15 +349,74 @@ def _row_hashes(frame: pd.DataFrame, columns: list[str], numeric: set[str]) -> p
     return pd.util.hash_pandas_object(typed, index=False)
 
 
-def shared_rows(train: pd.DataFrame, holdout: pd.DataFrame, schema: DataSchema) -> int:
-    """Holdout rows equal to some training row in every feature and in the target: the model
-    is then tested on rows it learnt, and its holdout metrics are too good."""
+def _target_values(frame: pd.DataFrame, schema: DataSchema) -> pd.Series:
+    """The target as `_row_hashes` compares it: numbers as floats, classes as text."""
+    target = frame[schema.target.name]
+    return target.astype("float64") if schema.target.is_numeric else target.astype("string")
+
+
+def _per_target(frame: pd.DataFrame, schema: DataSchema, hits: np.ndarray) -> pd.DataFrame:
+    """For each target value: its rows and how many of them are hits."""
+    table = pd.DataFrame({"value": _target_values(frame, schema).to_numpy(), "hit": hits})
+    groups = table.groupby("value", dropna=False)["hit"]
+    return pd.DataFrame({"hits": groups.sum(), "rows": groups.size()})
+
+
+def excess_p_value(strata: Iterable[tuple[int, int, int, int]]) -> float:
+    """One-sided p-value of "holdout rows equal a training row more often than training rows
+    equal another training row", from one 2x2 table per target value: (holdout rows shared,
+    holdout rows, training rows repeated, training rows). Given a table's margins, its shared
+    count is hypergeometric; the p-value is the upper tail of their sum at the observed total,
+    exactly (the strata's distributions convolved). With one stratum: Fisher's exact test."""
+    total = np.ones(1)
+    lowest = observed = 0
+    for shared, holdout, repeated, train in strata:
+        hits = shared + repeated
+        if hits == 0 or holdout == 0:
+            continue  # the shared count cannot vary
+        low, high = max(0, hits - train), min(hits, holdout)
+        pmf = stats.hypergeom.pmf(np.arange(low, high + 1), holdout + train, holdout, hits)
+        total = signal.convolve(total, pmf)  # FFT for long ones: error far below the level
+        lowest += low
+        observed += shared
+    return float(np.clip(total[observed - lowest :].sum(), 0.0, 1.0))
+
+
+def split_repeats(train: pd.DataFrame, holdout: pd.DataFrame, schema: DataSchema) -> SplitRepeats:
+    """Holdout rows equal to some training row, and training rows equal to another, in every
+    feature and the target (see the module's docstring for why those columns), with the share
+    the training split's repetition explains for the holdout's target values and the p-value of
+    the excess."""
     columns = [*schema.feature_columns, schema.target.name]
     numeric = set(schema.numeric_features)
     if schema.target.is_numeric:
         numeric.add(schema.target.name)
-    seen = set(_row_hashes(train, columns, numeric).to_list())
-    return int(_row_hashes(holdout, columns, numeric).isin(seen).sum())
+    train_keys = _row_hashes(train, columns, numeric)
+    repeated = train_keys.duplicated(keep=False).to_numpy()
+    shared = _row_hashes(holdout, columns, numeric).isin(set(train_keys.to_list())).to_numpy()
+    strata = pd.concat(
+        [
+            _per_target(holdout, schema, shared).add_prefix("holdout_"),
+            _per_target(train, schema, repeated).add_prefix("train_"),
+        ],
+        axis=1,
+    )
+    strata = strata.fillna(0).astype("int64")
+    # The within-split share of each target value, weighted by its holdout rows.
+    within = strata["train_hits"] / strata["train_rows"].where(strata["train_rows"] > 0)
+    explained = float((within.fillna(0.0) * strata["holdout_rows"]).sum())
+    tables = strata.loc[
+        strata["holdout_hits"] + strata["train_hits"] > 0,  # the others cannot vary
+        ["holdout_hits", "holdout_rows", "train_hits", "train_rows"],
+    ]
+    return SplitRepeats(
+        shared_rows=int(shared.sum()),
+        holdout_rows=len(holdout),
+        repeated_train_rows=int(repeated.sum()),
+        train_rows=len(train),
+        expected_shared_share=explained / len(holdout) if len(holdout) else 0.0,
+        p_value=excess_p_value(tables.itertuples(index=False, name=None)),
+    )
 
 
 def _check_allow(allow: Mapping[str, str], schema: DataSchema) -> None:
@@ -277,8 +437,8 @@ def check_leakage(
     config: LeakageConfig,
 ) -> LeakageReport:
     """Score every feature alone (fitted on train, scored on validation), look for categoricals
-    that relabel the target, count holdout rows seen in training. ConfigError when the allow
-    list names a column that is not a feature."""
+    that relabel the target, compare holdout rows seen in training with the training split's own
+    repeats. ConfigError when the allow list names a column that is not a feature."""
     _check_allow(config.allow, schema)
     y_train = _labels(train, schema, task)
     y_validation = _labels(validation, schema, task)
@@ -314,9 +474,8 @@ def check_leakage(
         threshold=config.threshold,
         scores=scores,
         one_label_shares=one_label_shares,
-        shared_rows=shared_rows(train, holdout, schema),
-        holdout_rows=len(holdout),
-        max_shared_share=config.max_shared_share,
+        repeats=split_repeats(train, holdout, schema),
+        max_excess_share=config.max_excess_share,
         leaks=tuple(leaks),
         allow=dict(config.allow),
     )

@@ -173,7 +173,7 @@ def _log_lineage(run: Run, project: Project, snapshot: Snapshot, family: ModelFa
 def _log_leakage(run: Run, report: LeakageReport) -> None:
     """The leakage check's figures, whatever it found, and the reason for each allowed feature."""
     run.log_params(
-        {"leakage_threshold": report.threshold, "leakage_max_shared_share": report.max_shared_share}
+        {"leakage_threshold": report.threshold, "leakage_max_excess_share": report.max_excess_share}
     )
     run.set_tags(
         {
@@ -190,8 +190,12 @@ def _log_leakage(run: Run, report: LeakageReport) -> None:
                 f"leakage_one_label_share_{_metric_key(name)}": value
                 for name, value in report.one_label_shares.items()
             },
-            "leakage_shared_rows": report.shared_rows,
-            "leakage_shared_share": report.shared_share,
+            "leakage_shared_rows": report.repeats.shared_rows,
+            "leakage_shared_share": report.repeats.shared_share,
+            "leakage_train_repeat_share": report.repeats.train_repeat_share,
+            "leakage_expected_shared_share": report.repeats.expected_shared_share,
+            "leakage_excess_share": report.repeats.excess_share,
+            "leakage_excess_p_value": report.repeats.p_value,
         }
     )
     run.log_dict(report.as_dict(), "leakage.json")
