@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project
-from {{ cookiecutter.package_name }}.data import generate_demo, ingest, write_table
+from {{ cookiecutter.package_name }}.data import generate_demo, ingest, project_schema, write_table
 from {{ cookiecutter.package_name }}.loop import retrain
 from {{ cookiecutter.package_name }}.monitor import monitor
 from {{ cookiecutter.package_name }}.predictions import PredictionLog, PredictionRecord
@@ -44,6 +46,23 @@ def test_same_distribution_stays_quiet(champion: Project, tmp_path: Path) -> Non
     assert not result.retrain
     assert result.exit_code == 0
     assert json.loads(result.flag.read_text(encoding="utf-8"))["retrain"] is False
+
+
+def test_a_constant_column_in_the_window_warns_nothing(champion: Project, tmp_path: Path) -> None:
+    """A column of one value in the window (common in a small window of a coarse table) has no
+    correlation: the summary says so, without numpy's divide warnings on stderr."""
+    path = _window(champion, tmp_path / "constant.parquet")
+    frame = pd.read_parquet(path)
+    numeric = project_schema(champion).numeric_features
+    # No missing numbers: Evidently then correlates the window's columns with numpy's corrcoef.
+    frame[numeric] = frame[numeric].fillna(frame[numeric].median())
+    frame[numeric[0]] = round(float(frame[numeric[0]].median()))  # exactly one value
+    write_table(frame, path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = monitor(champion, source=path)
+    assert result.status in {"ok", "drift", "performance_drop"}, result.reasons
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
 
 
 def test_covariate_drift_fires_and_asks_for_retraining(champion: Project, tmp_path: Path) -> None:

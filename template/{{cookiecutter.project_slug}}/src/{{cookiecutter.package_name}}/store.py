@@ -148,9 +148,18 @@ class Run:
     def log_model(self, model: Any, extra_files: Path | None = None, **save: Any) -> None:
         """Save an sklearn model with its MLmodel file under the run's `model/` folder, with
         `extra_files` (a folder's contents) beside it: one version, one folder."""
+        # A uv-made environment has no pip, and MLflow then warns on every model that its
+        # conda.yaml names pip without a version: the requirements file, which is what
+        # installing the model reads, is whole, so the warning is noise on the diagnostics.
+        environment_log = logging.getLogger("mlflow.utils.environment")
+        level = environment_log.level
+        environment_log.setLevel(logging.ERROR)
         with tempfile.TemporaryDirectory() as folder:
             saved = Path(folder) / MODEL_PATH
-            mlflow.sklearn.save_model(model, str(saved), **save)
+            try:
+                mlflow.sklearn.save_model(model, str(saved), **save)
+            finally:
+                environment_log.setLevel(level)
             if extra_files is not None:
                 shutil.copytree(extra_files, saved, dirs_exist_ok=True)
             self.client.log_artifacts(self.run_id, str(saved), MODEL_PATH)
