@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,7 @@ def _dataset(task: Task) -> pd.DataFrame:
     return _breast_cancer() if task == "binary_classification" else _diabetes()
 
 
-def _infer_and_check(path: Path, task: Task, **options: str) -> tuple[InferredSchema, DataSchema]:
+def _infer_and_check(path: Path, task: Task, **options: Any) -> tuple[InferredSchema, DataSchema]:
     """Infer, write, load back: validating the file it came from quarantines nothing."""
     inferred = infer_file(path, task, target="target", timestamp="seen_at", **options)
     schema_path = path.with_suffix(".schema.yaml")

@@ -200,7 +200,7 @@ def print_table(shown: Table) -> None:
 
 @app.command("ingest")
 def ingest_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """Read the source, quarantine invalid rows, split by time, write a snapshot."""
+    """Read the source, quarantine invalid rows, split them (data.split), write a snapshot."""
     from .data import ingest
 
     project = open_project(config)
@@ -219,6 +219,7 @@ def ingest_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
             ]
         ],
     )
+    results().print(f"the holdout: {result.snapshot.split['holdout']}", markup=False)
     out = console()
     if result.quarantine_file:
         out.print(
@@ -630,7 +631,7 @@ def schema_infer_command(
     from rich.text import Text
 
     from .config import DemoSourceConfig, FileSourceConfig
-    from .data import inference, slice_column_problem
+    from .data import inference, slice_column_problem, split_column_problem
     from .data.sources import Location, csv_delimiter, is_url, shown_location, source_location
 
     project = open_project(config)
@@ -663,6 +664,7 @@ def schema_infer_command(
         id_column=id_column,
         positive=positive,
         delimiter=delimiter,
+        split=project.config.data.split,
     )
     shown = Table(title=f"schema of {shown_location(data)} ({inferred.rows} rows)")
     for heading in ("column", "role", "declared", "why"):
@@ -691,6 +693,20 @@ def schema_infer_command(
         out_console.print(Text(f"to ingest it, set data.source to: {', '.join(keys)}"))
     if (problem := slice_column_problem(project, inferred.schema, written)) is not None:
         out_console.print(Text(f"and {problem}"))
+    if (problem := split_column_problem(project, inferred.schema, written)) is not None:
+        out_console.print(Text(f"and {problem}"))
+    if inferred.one_sided_by_time and project.config.data.split.strategy == "time":
+        classifier = project.config.train.task == "binary_classification"
+        drawn = "rows drawn at random" + (", stratified by class" if classifier else "")
+        out_console.print(
+            Text(
+                f"and set data.split.strategy: random ({drawn}) or group (whole entities, "
+                f"data.split.group_column) in {project.config_name}: cut by time, the "
+                f"{', '.join(inferred.one_sided_by_time)} split(s) would hold one "
+                f"{'class' if classifier else 'value'} of the target (the table looks sorted "
+                "by its label), and ingest would refuse them"
+            )
+        )
 
 
 @app.command("ui")

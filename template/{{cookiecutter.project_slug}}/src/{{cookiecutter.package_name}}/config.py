@@ -96,11 +96,34 @@ SourceConfig = Annotated[
 ]
 
 
-class SplitConfig(Frozen):
-    """Shares of the rows kept for validation and holdout, cut at timestamps, the newest last."""
+SplitStrategy = Literal["time", "random", "group"]
 
+
+class SplitConfig(Frozen):
+    """How the valid rows are cut into train, validation and holdout (docs/data.md, "Splits").
+
+    `time` cuts at two timestamps, the newest rows last: the model is judged on rows later than
+    any it learned from, so the holdout measures drift over time too. `random` draws rows,
+    stratified by class for a classifier; `group` draws whole entities (the values of
+    `group_column`), so no entity is in two splits. Both are for tables whose row order says
+    nothing about what is predicted (a survey, a table sorted by its label) and lose the
+    judged-on-later-rows property. Both place each row or entity by a seeded hash of its name,
+    not by shuffling, so a row keeps its split as the table grows.
+    """
+
+    strategy: SplitStrategy = Field(
+        default="time", description="time, random (stratified for classifiers) or group"
+    )
     validation_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
     holdout_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
+    group_column: str | None = Field(
+        default=None,
+        min_length=1,
+        description="group: the entity column no two splits share; None: the schema's id column",
+    )
+    seed: int = Field(
+        default=0, description="random and group: the seed of the hash that places rows"
+    )
 
 
 class DataConfig(Frozen):

@@ -1,4 +1,4 @@
-"""Stage 1, data: ingest raw rows, enforce the schema, split by time, snapshot.
+"""Stage 1, data: ingest raw rows, enforce the schema, split them, snapshot.
 
 Public entry point: `ingest(project)`. Later stages read what it wrote with `read_snapshot`.
 """
@@ -10,6 +10,7 @@ from .ingestion import (
     project_schema,
     require_training_rows,
     slice_column_problem,
+    split_column_problem,
 )
 from .schema import ROW_KEY, ColumnSpec, DataSchema, row_key
 from .snapshot import (
@@ -21,7 +22,7 @@ from .snapshot import (
     write_snapshot,
 )
 from .sources import DataError, load_source, read_table, write_table
-from .split import TimeSplit, time_split
+from .split import Split, split_rows, time_split
 from .validation import REASON, SOURCE_ROW, ValidationResult, validate
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
     "DataSchema",
     "IngestResult",
     "Snapshot",
-    "TimeSplit",
+    "Split",
     "ValidationResult",
     "content_hash",
     "demo_schema",
@@ -48,6 +49,8 @@ __all__ = [
     "require_training_rows",
     "row_key",
     "slice_column_problem",
+    "split_column_problem",
+    "split_rows",
     "time_split",
     "validate",
     "write_snapshot",

@@ -22,7 +22,7 @@ import pandas as pd
 import pandera.pandas as pa
 import yaml
 
-from ..config import Task
+from ..config import SplitConfig, Task
 from ..files import written_whole
 from .schema import (
     MAX_CATEGORIES,
@@ -34,6 +34,7 @@ from .schema import (
     shown_value,
 )
 from .sources import DataError, Location, check_names, read_table
+from .split import time_split
 from .validation import text_lengths
 
 MARGIN = 0.1  # ranges are widened by this share of the observed range, on each side
@@ -66,6 +67,8 @@ class InferredSchema:
     decisions: tuple[ColumnDecision, ...]
     notes: tuple[str, ...]  # about the rows as a whole: duplicates, future timestamps
     rows: int
+    # The splits a time split would leave one-sided (`data.split.strategy` should change).
+    one_sided_by_time: tuple[str, ...] = ()
 
     @property
     def left_out(self) -> list[str]:
@@ -400,6 +403,20 @@ def _duplicates(frame: pd.DataFrame, schema: DataSchema) -> str | None:
     return f"{repeated} rows repeat an earlier row's {what} and timestamp: ingest quarantines them"
 
 
+def _one_sided_by_time(target: pd.Series, times: pd.Series, split: SplitConfig) -> dict[str, Any]:
+    """The splits a time split would leave with one class (or a constant target), each with
+    that value: a table sorted by its label, whose newest rows say one thing. Cut as ingest
+    cuts, on the rows that have both a target and a timestamp."""
+    rows = pd.DataFrame({"time": times, "target": target}).dropna()
+    try:
+        parts = time_split(rows, "time", split).parts()
+    except DataError:
+        return {}  # too few timestamps: ingest says so
+    return {
+        name: part["target"].iloc[0] for name, part in parts.items() if part["target"].nunique() < 2
+    }
+
+
 def infer_schema(
     frame: pd.DataFrame,
     task: Task,
@@ -409,6 +426,7 @@ def infer_schema(
     id_column: str | None = None,
     positive: str | None = None,
     now: datetime | None = None,
+    split: SplitConfig | None = None,
 ) -> InferredSchema:
     """The schema `frame` satisfies, for `task`, with the reason for each column's role.
 
@@ -478,7 +496,21 @@ def infer_schema(
         typed[id_column] = frame[id_column]
     if duplicates := _duplicates(typed, schema):
         notes.append(duplicates)
-    return InferredSchema(schema, tuple(decisions), tuple(notes), rows)
+    labels = _as_text(frame[target]) if task == "binary_classification" else columns[target].values
+    split = split or SplitConfig()
+    one_sided = _one_sided_by_time(labels.reindex(frame.index), typed[timestamp], split)
+    if one_sided:
+        what = "class" if task == "binary_classification" else "value"
+        shown = "; ".join(
+            f"{name}: {shown_value(value.item() if isinstance(value, np.generic) else value)} only"
+            for name, value in one_sided.items()
+        )
+        notes.append(
+            f"cut by time (the newest {100 * split.holdout_fraction:g}% of the rows as the "
+            f"holdout), the {', '.join(one_sided)} split(s) would hold one {what} of {target} "
+            f"({shown}): the table looks sorted by its label, and ingest would refuse it"
+        )
+    return InferredSchema(schema, tuple(decisions), tuple(notes), rows, tuple(one_sided))
 
 
 def infer_file(
@@ -490,12 +522,19 @@ def infer_file(
     id_column: str | None = None,
     positive: str | None = None,
     delimiter: str | None = None,
+    split: SplitConfig | None = None,
 ) -> InferredSchema:
     """Read a CSV (as text, as ingest reads it) or Parquet file, a local path or an fsspec URL,
-    and infer its schema."""
+    and infer its schema (`split`: the project's, to tell whether a time split fits)."""
     frame = read_table(location, delimiter)
     return infer_schema(
-        frame, task, target=target, timestamp=timestamp, id_column=id_column, positive=positive
+        frame,
+        task,
+        target=target,
+        timestamp=timestamp,
+        id_column=id_column,
+        positive=positive,
+        split=split,
     )
 
 

@@ -1,4 +1,4 @@
-"""Ingest raw rows, quarantine invalid ones with reasons, split by time, write a snapshot.
+"""Ingest raw rows, quarantine invalid ones with reasons, split them, write a snapshot.
 
 Every refusal names the setting that changes it and the file it lives in, and a snapshot is
 only written when each split can do its job: train a model, calibrate it, and judge it.
@@ -15,7 +15,7 @@ from .demo import demo_schema
 from .schema import DataSchema
 from .snapshot import Snapshot, content_hash, read_snapshot, write_snapshot
 from .sources import DataError, load_source, write_table
-from .split import TimeSplit, time_split
+from .split import Split, describe, group_candidates, group_column, split_rows
 from .validation import validate
 
 
@@ -35,15 +35,18 @@ def project_schema(project: Project) -> DataSchema:
     source = project.config.data.source
     task = project.config.train.task
     if source.kind == "demo":
-        return demo_schema(task)
-    # Any other source, a file or a SQL query, is described by its schema file.
-    path = project.path(source.schema_path)
-    try:
-        schema = DataSchema.from_yaml(path).for_task(task)
-    except ValueError as error:
-        raise ConfigError(f"schema file {project.shown(path)}: {error}") from None
-    problem = slice_column_problem(project, schema, project.shown(path))
-    if problem is not None:
+        schema, where = demo_schema(task), "the demo's schema"
+    else:
+        # Any other source, a file or a SQL query, is described by its schema file.
+        path = project.path(source.schema_path)
+        try:
+            schema = DataSchema.from_yaml(path).for_task(task)
+        except ValueError as error:
+            raise ConfigError(f"schema file {project.shown(path)}: {error}") from None
+        where = project.shown(path)
+        if (problem := slice_column_problem(project, schema, where)) is not None:
+            raise ConfigError(problem)
+    if (problem := split_column_problem(project, schema, where)) is not None:
         raise ConfigError(problem)
     return schema
 
@@ -63,6 +66,39 @@ def slice_column_problem(project: Project, schema: DataSchema, where: str) -> st
     )
 
 
+def split_column_problem(project: Project, schema: DataSchema, where: str) -> str | None:
+    """Why a group split cannot run on `schema` (`where`, as shown), or None: it needs an entity
+    column, `data.split.group_column` or else the schema's id column. Checked when the schema is
+    read, like `train.slice_column`, and said by `schema infer`."""
+    split = project.config.data.split
+    if split.strategy != "group":
+        return None
+    candidates = group_candidates(schema)
+    choices = ", ".join(candidates) or (
+        "none: the schema has no id, categorical or whole-number column"
+    )
+    column = group_column(split, schema)
+    if column is None:
+        return (
+            f"data.split.strategy in {project.config_name} is group, but data.split.group_column "
+            f"is not set and {where} has no id column to group by: set data.split.group_column "
+            f"to the column that names each entity ({choices}), or name the id when inferring "
+            "the schema (schema infer --id COLUMN)"
+        )
+    if column in candidates:
+        return None
+    role = next((c.role for c in schema.columns if c.name == column), None)
+    what = {
+        "target": f"the target of {where}",
+        "timestamp": f"the timestamp of {where}",
+        "numeric": f"a numeric column of {where} that is not whole numbers",
+    }.get(role or "", f"not a column of {where}")
+    return (
+        f"data.split.group_column in {project.config_name} is {column!r}, {what}: set it to "
+        f"the column that names each entity ({choices})"
+    )
+
+
 def require_training_rows(project: Project, rows: int, details: str = "") -> None:
     """`data.min_training_rows` against the rows of the training split: the one place the
     minimum is checked, at ingest and again at train (a config may change in between)."""
@@ -74,7 +110,7 @@ def require_training_rows(project: Project, rows: int, details: str = "") -> Non
         )
 
 
-def _split_counts(split: TimeSplit, target: str) -> dict[str, dict[str, int]]:
+def _split_counts(split: Split, target: str) -> dict[str, dict[str, int]]:
     return {
         name: {
             f"{label:g}": int(count)
@@ -84,15 +120,51 @@ def _split_counts(split: TimeSplit, target: str) -> dict[str, dict[str, int]]:
     }
 
 
-def check_split(project: Project, split: TimeSplit, schema: DataSchema) -> None:
+def _other_strategies(project: Project, schema: DataSchema) -> str:
+    """How the configured strategy can leave a split one-sided, and which settings change it:
+    the other strategies first, by the setting that chooses them."""
+    config = project.config
+    split = config.data.split
+    classifier = config.train.task == "binary_classification"
+    fractions = (
+        f"data.split.validation_fraction ({split.validation_fraction}) and "
+        f"data.split.holdout_fraction ({split.holdout_fraction})"
+    )
+    minimum = " or data.min_class_rows" if classifier else ""
+    random = "random (rows drawn at random" + (", stratified by class)" if classifier else ")")
+    group = "group (whole entities, data.split.group_column)"
+    if split.strategy == "time":
+        return (
+            f"Splits are cut by time (data.split.strategy: time), so a table sorted by its label"
+            f"{' or a rare class' if classifier else ''} leaves a split one-sided: if the row "
+            f"order says nothing about what is predicted, set data.split.strategy: {random} or "
+            f"{group} in {project.config_name}; else change {fractions}{minimum}, or check "
+            f"the timestamps"
+        )
+    if split.strategy == "random":
+        return (
+            f"Rows are drawn at random (data.split.strategy: random, seed {split.seed})"
+            f"{', each split holding its share of each class' if classifier else ''}, so the "
+            f"table holds too few rows{' of a class' if classifier else ' that differ'}: change "
+            f"{fractions}{minimum} in {project.config_name}, bring more rows, or set "
+            f"data.split.strategy: time or {group}"
+        )
+    column = group_column(split, schema)
+    return (
+        f"Whole {column} values are drawn (data.split.strategy: group, seed {split.seed}), so a "
+        f"split holds only its entities' labels: set data.split.strategy: {random}, entities "
+        f"then crossing splits, or time in {project.config_name}; or draw other entities "
+        f"(data.split.seed), or change {fractions}{minimum}"
+    )
+
+
+def check_split(project: Project, split: Split, schema: DataSchema) -> None:
     """Each split must be able to do its job: for a classifier, hold both classes (at least
-    `data.min_class_rows` each); for a regressor, a target that varies."""
+    `data.min_class_rows` each); for a regressor, a target that varies. A refusal names the
+    strategy that cut the splits and the others (`data.split.strategy`)."""
     target = schema.target.name
     config = project.config
-    settings = (
-        f"data.split.validation_fraction ({config.data.split.validation_fraction}) and "
-        f"data.split.holdout_fraction ({config.data.split.holdout_fraction})"
-    )
+    remedy = _other_strategies(project, schema)
     if config.train.task == "binary_classification":
         counts = _split_counts(split, target)
         minimum = config.data.min_class_rows
@@ -108,17 +180,21 @@ def check_split(project: Project, split: TimeSplit, schema: DataSchema) -> None:
             )
             raise DataError(
                 f"the {', '.join(short)} split(s) lack a class or hold fewer than "
-                f"data.min_class_rows = {minimum} rows of one ({shown}). Splits are cut by time, "
-                f"so a table sorted by label or a rare class leaves a split one-sided: change "
-                f"{settings} or data.min_class_rows in {project.config_name}, or check the "
-                "timestamps"
+                f"data.min_class_rows = {minimum} rows of one ({shown}). {remedy}"
             )
         return
-    constant = [name for name, part in split.parts().items() if part[target].nunique() < 2]
+    constant = {
+        name: part[target].iloc[0]
+        for name, part in split.parts().items()
+        if part[target].nunique() < 2
+    }
     if constant:
+        shown = ", ".join(
+            f"{name}: every {target} is {value:g}" for name, value in constant.items()
+        )
         raise DataError(
-            f"the target {target} is constant in the {', '.join(constant)} split(s): nothing to "
-            f"learn or judge there; change {settings} in {project.config_name}"
+            f"the target {target} is constant in the {', '.join(constant)} split(s) ({shown}): "
+            f"nothing to learn or judge there. {remedy}"
         )
 
 
@@ -144,7 +220,8 @@ def holdout_warnings(project: Project, holdout_rows: int) -> list[str]:
 
 
 def ingest(project: Project, now: datetime | None = None) -> IngestResult:
-    """Read the source, quarantine bad rows, split by time, check the splits, write a snapshot."""
+    """Read the source, quarantine bad rows, split them (`data.split`), check the splits, write a
+    snapshot that records how it was split and what its holdout means."""
     now = now or datetime.now(UTC)
     raw, source = load_source(project)
     schema = project_schema(project)
@@ -162,13 +239,19 @@ def ingest(project: Project, now: datetime | None = None) -> IngestResult:
         )
     if result.valid.empty:
         raise DataError(f"no valid rows of {len(raw)}{refused}")
-    split = time_split(result.valid, schema.timestamp_column, project.config.data.split)
+    settings, task = project.config.data.split, project.config.train.task
+    split = split_rows(result.valid, schema, settings, task)
     require_training_rows(
         project, len(split.train), f" ({len(result.valid)} valid rows of {len(raw)}){refused}"
     )
     check_split(project, split, schema)
     warnings = holdout_warnings(project, len(split.holdout))
     times = {name: part[schema.timestamp_column] for name, part in split.parts().items()}
+    described = describe(settings, schema, task)
+    if column := described.get("group_column"):
+        described["groups"] = {
+            name: int(part[column].nunique(dropna=False)) for name, part in split.parts().items()
+        }
     manifest = {
         "created_at": now.isoformat(),
         "source": source,
@@ -182,6 +265,7 @@ def ingest(project: Project, now: datetime | None = None) -> IngestResult:
         "time_ranges": {
             name: [t.min().isoformat(), t.max().isoformat()] for name, t in times.items()
         },
+        "split": described,
     }
     directory = write_snapshot(project.snapshots_dir, snapshot_id, split.parts(), manifest)
     return IngestResult(

@@ -15,6 +15,7 @@ import pandas as pd
 from ..files import written_whole
 from .schema import DataSchema
 from .sources import DataError
+from .split import described_split
 
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
@@ -47,6 +48,11 @@ class Snapshot:
     def schema(self) -> DataSchema:
         """The schema the rows were validated against when the snapshot was taken."""
         return DataSchema.model_validate(self.manifest["schema"])
+
+    @property
+    def split(self) -> dict[str, Any]:
+        """How the rows were split and what the holdout means, as ingest recorded it."""
+        return described_split(self.manifest)
 
     def digest(self, part: str) -> str:
         return str(self.manifest["parts"][part]["sha256"])

@@ -37,7 +37,9 @@ class Evidence:
     champion: str | None
     snapshot_id: str = ""
     holdout_rows: int = 0
-    holdout_overlap: int = 0  # holdout rows not later than the challenger's training data
+    holdout_overlap: int = 0  # holdout rows the challenger learned from, by the split's rule
+    split_strategy: str = "time"  # how the holdout was drawn (data.split.strategy)
+    group_column: str | None = None  # a group split's entity column
     lineage_known: bool = True
     measured: Measured | None = None
 
@@ -73,12 +75,7 @@ def decide(evidence: Evidence, config: ProjectConfig) -> Verdict:
             "its training data (and whether the holdout is unseen) is unknown.",
         )
     if evidence.holdout_overlap:
-        return Verdict(
-            Outcome.ERROR,
-            f"the gate could not decide: {evidence.holdout_overlap} holdout rows of snapshot "
-            f"{evidence.snapshot_id} are not later than the data challenger v{challenger} "
-            "trained on; ingest newer data to compare fairly.",
-        )
+        return Verdict(Outcome.ERROR, _overlap_reason(evidence, challenger))
     policy = config.promotion
     if evidence.holdout_rows < policy.min_holdout_rows:
         return Verdict(
@@ -120,6 +117,26 @@ def decide(evidence: Evidence, config: ProjectConfig) -> Verdict:
         f"({evidence_text} < {policy.alpha}) and passes every guardrail."
     )
     return Verdict(Outcome.PROMOTED, reason, improvement, checks)
+
+
+def _overlap_reason(evidence: Evidence, challenger: str) -> str:
+    """Why holdout rows the challenger learned from stop the gate, in the split's terms."""
+    rows = f"{evidence.holdout_overlap} holdout rows of snapshot {evidence.snapshot_id}"
+    if evidence.split_strategy == "time":
+        return (
+            f"the gate could not decide: {rows} are not later than the data challenger "
+            f"v{challenger} trained on; ingest newer data to compare fairly."
+        )
+    if evidence.split_strategy == "group":
+        seen = f"belong to {evidence.group_column} values challenger v{challenger} learned from"
+    else:
+        seen = f"are rows challenger v{challenger} learned from (the same key and timestamp)"
+    return (
+        f"the gate could not decide: {rows} {seen}, in its training or validation split "
+        f"(data.split.strategy: {evidence.split_strategy}): the snapshots were split "
+        "differently, by changed data.split settings or cuts moved as the table grew; train "
+        "the challenger on this snapshot to compare fairly."
+    )
 
 
 def guardrails(measured: Measured, config: ProjectConfig) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 
 from ..config import Project
 from ..data import DataError, Snapshot, latest_snapshot_id, read_snapshot
+from ..data.split import group_names, row_names
 from ..features import model_input
 from ..metrics import compute_metrics, metric, predict_scores, slice_metrics
 from ..store import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, Store
@@ -42,11 +43,22 @@ def _version_entry(version: ModelVersion) -> dict[str, Any]:
 
 
 def _holdout_overlap(project: Project, snapshot: Snapshot, trained_on: str) -> int:
-    """Holdout rows no later than the last row the challenger was fitted or calibrated on."""
+    """Holdout rows the challenger learned from (was fitted or calibrated on), by the rule of
+    the holdout's split. `time`: rows no later than the last row it learned from, since the
+    holdout stands for the future. `random`: the same rows (key and timestamp), which a changed
+    `data.split` setting or a cut moved by a growing table puts in the holdout. `group`: rows of
+    an entity it learned from, whichever rows of that entity it saw."""
     seen = read_snapshot(project.snapshots_dir, trained_on)
-    timestamp = snapshot.schema.timestamp_column
-    last_seen = max(seen.train[timestamp].max(), seen.validation[timestamp].max())
-    return int((snapshot.holdout[timestamp] <= last_seen).sum())
+    learned = pd.concat([seen.train, seen.validation], ignore_index=True)
+    holdout, split = snapshot.holdout, snapshot.split
+    if split["strategy"] == "time":
+        timestamp = snapshot.schema.timestamp_column
+        return int((holdout[timestamp] <= learned[timestamp].max()).sum())
+    column = split.get("group_column")
+    if column and column in learned.columns:
+        return int(group_names(holdout, column).isin(set(group_names(learned, column))).sum())
+    known = set(row_names(learned, seen.schema))
+    return int(row_names(holdout, snapshot.schema).isin(known).sum())
 
 
 def _newest_snapshot(project: Project, trained_on: str | None) -> Snapshot:
@@ -119,6 +131,8 @@ def gather_evidence(project: Project, store: Store) -> tuple[Evidence, dict[str,
         "holdout_sha256": snapshot.digest("holdout"),
         "holdout_rows": len(snapshot.holdout),
         "time_range": snapshot.manifest["time_ranges"]["holdout"],
+        "holdout": snapshot.split["holdout"],
+        "split": {key: value for key, value in snapshot.split.items() if key != "holdout"},
     }
     evidence = Evidence(
         model=store.model_name,
@@ -127,6 +141,8 @@ def gather_evidence(project: Project, store: Store) -> tuple[Evidence, dict[str,
         snapshot_id=snapshot.snapshot_id,
         holdout_rows=len(snapshot.holdout),
         holdout_overlap=_holdout_overlap(project, snapshot, trained_on) if trained_on else 0,
+        split_strategy=snapshot.split["strategy"],
+        group_column=snapshot.split.get("group_column"),
         lineage_known=bool(trained_on),
         measured=_measure(
             project, store, snapshot, {"champion": champion, "challenger": challenger}

@@ -148,6 +148,7 @@ def _log_lineage(run: Run, project: Project, snapshot: Snapshot, family: ModelFa
             if settings.task == "binary_classification"
             else "n/a",
             "snapshot_id": snapshot.snapshot_id,
+            "split_strategy": snapshot.split["strategy"],
             "features": ",".join(schema.feature_columns),
             **{f"{part}_sha256": snapshot.digest(part) for part in PARTS},
             **{f"rows_{part}": len(getattr(snapshot, part)) for part in PARTS},
