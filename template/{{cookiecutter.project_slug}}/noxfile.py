@@ -26,6 +26,8 @@ from {{ cookiecutter.package_name }}.exit_codes import ExitCode  # standard libr
 
 # The outcomes a session treats as results, not failures (the codes are in exit_codes.py).
 DECIDED = [ExitCode.OK, ExitCode.NEGATIVE]
+# The gate's too: keep collecting (too few rows of evidence yet; the challenger waits).
+GATED = [*DECIDED, ExitCode.ATTENTION]
 
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "typecheck", "tests", "conventions"]
@@ -109,8 +111,8 @@ def pipeline(session: nox.Session) -> None:
     install(session)
     session.run(PACKAGE, "ingest", *session.posargs)
     session.run(PACKAGE, "train", *session.posargs)
-    # The gate's verdict is an outcome, not a failure: promoted or rejected.
-    session.run(PACKAGE, "promote", *session.posargs, success_codes=DECIDED)
+    # The gate's verdict is an outcome, not a failure: promoted, rejected or keep collecting.
+    session.run(PACKAGE, "promote", *session.posargs, success_codes=GATED)
     session.run(PACKAGE, "models", *session.posargs)
 
 
@@ -124,7 +126,8 @@ def backends(session: nox.Session) -> None:
 
 @nox.session
 def promote(session: nox.Session) -> None:
-    """The A/B gate alone; exits 0 promoted, 1 rejected, 2 error, so CI can act on it."""
+    """The A/B gate alone; exits 0 promoted, 1 rejected, 3 keep collecting, 2 error, so CI can
+    act on it."""
     install(session)
     session.run(PACKAGE, "promote", *session.posargs)
 
@@ -152,9 +155,9 @@ def monitor(session: nox.Session) -> None:
 @nox.session
 def retrain(session: nox.Session) -> None:
     """Ingest, train, gate. `-- --dry-run`: the gate moves no alias (the new version is still
-    registered as challenger). A rejection is an outcome, not a failure."""
+    registered as challenger). A rejection, or keep collecting, is an outcome, not a failure."""
     install(session)
-    decision = results(session, "retrain", *session.posargs, codes=DECIDED)
+    decision = results(session, "retrain", *session.posargs, codes=GATED)
     github("GITHUB_OUTPUT", f"decision={decision['outcome']}")
     summary = Path(decision["record_path"]).with_suffix(".md")  # the record's Markdown twin
     github("GITHUB_STEP_SUMMARY", summary.read_text(encoding="utf-8"))

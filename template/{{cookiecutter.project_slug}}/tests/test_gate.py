@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
-from {{ cookiecutter.package_name }}.config import Project, ProjectConfig
+from {{ cookiecutter.package_name }}.config import Project, ProjectConfig, load_governance
 from {{ cookiecutter.package_name }}.metrics import METRICS
 from {{ cookiecutter.package_name }}.promote import Evidence, Measured, Outcome, decide, stats
+
+from .conftest import ROOT
 
 pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
 
@@ -66,7 +68,7 @@ def test_a_significant_guarded_improvement_is_promoted(project: Project) -> None
         ({"champion": "2"}, Outcome.REJECTED, "already the champion"),
         ({"lineage_known": False}, Outcome.ERROR, "no snapshot_id tag"),
         ({"holdout_overlap": 3}, Outcome.ERROR, "3 holdout rows of snapshot s are not later"),
-        ({"holdout_rows": 10}, Outcome.REJECTED, "below the policy's minimum"),
+        ({"holdout_rows": 10}, Outcome.KEEP_COLLECTING, "below the policy's minimum"),
         ({"measured": None}, Outcome.ERROR, "not compared"),
     ],
 )
@@ -138,3 +140,59 @@ def test_a_slice_made_worse_is_rejected(project: Project) -> None:
     assert verdict.outcome == Outcome.REJECTED
     column = config.train.slice_column
     assert f"slice {column}=south {gate}" in verdict.reason
+
+
+# Labelled shadow rows: the evidence of a small table, beside its holdout.
+def _shadowed(config: ProjectConfig, holdout: int, shadow: int, **measured: Any) -> Evidence:
+    return replace(_evidence(config, **measured), holdout_rows=holdout, shadow_rows=shadow)
+
+
+def test_labelled_shadow_rows_make_up_what_the_holdout_lacks(project: Project) -> None:
+    config = _config(project, min_holdout_rows=500)
+    verdict = decide(_shadowed(config, holdout=60, shadow=440), config)
+    assert verdict.outcome == Outcome.PROMOTED, verdict.reason
+    assert "over 500 rows (60 holdout, 440 labelled shadow)" in verdict.reason
+
+
+def test_too_few_rows_of_evidence_say_how_many_more_and_where_from(project: Project) -> None:
+    config = _config(project, min_holdout_rows=500)
+    verdict = decide(_shadowed(config, holdout=60, shadow=100), config)
+    assert verdict.outcome == Outcome.KEEP_COLLECTING
+    assert verdict.outcome.exit_code == 3
+    assert verdict.improvement is None, "no comparison below the minimum"
+    assert "the evidence has 160 rows (60 holdout, 100 labelled shadow), below the policy's " in (
+        verdict.reason
+    )
+    assert "challenger v2 stays the challenger" in verdict.reason
+    assert (
+        "serve with promotion.online.mode: shadow and send labels to /feedback: 340 more "
+        "labelled rows needed" in verdict.reason
+    )
+    online = config.promotion.online.model_copy(update={"mode": "shadow"})
+    shadowing = _config(project, min_holdout_rows=500, online=online)
+    verdict = decide(_shadowed(shadowing, holdout=60, shadow=100), shadowing)
+    assert "the service scores it in shadow (promotion.online.mode: shadow): send labels" in (
+        verdict.reason
+    )
+
+
+def test_with_shadow_evidence_off_the_holdout_alone_counts(project: Project) -> None:
+    config = _config(project, min_holdout_rows=500, shadow_evidence=False)
+    verdict = decide(_shadowed(config, holdout=60, shadow=10_000), config)
+    assert verdict.outcome == Outcome.REJECTED
+    assert "the evidence has 60 holdout rows, below the policy's minimum of 500" in verdict.reason
+    assert "promotion.shadow_evidence: false" in verdict.reason
+
+
+def test_nothing_is_promoted_on_fewer_rows_than_the_governance_floor(project: Project) -> None:
+    """However the rows divide between holdout and shadow traffic, and however strong the
+    evidence looks, one row short of the team's floor is not a promotion; the floor itself is."""
+    governance = load_governance(ROOT)
+    assert governance is not None
+    floor = governance.floor.min_holdout_rows
+    config = _config(project, min_holdout_rows=floor)
+    for holdout in sorted({0, 1, floor // 3, floor // 2, floor - 2, floor - 1}):
+        short = _shadowed(config, holdout, floor - 1 - holdout, better_by=0.4, p_value=1e-6)
+        assert decide(short, config).outcome == Outcome.KEEP_COLLECTING, holdout
+        enough = _shadowed(config, holdout, floor - holdout, better_by=0.4, p_value=1e-6)
+        assert decide(enough, config).outcome == Outcome.PROMOTED, holdout

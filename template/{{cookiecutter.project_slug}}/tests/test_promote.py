@@ -102,18 +102,34 @@ def test_the_gate_refuses_a_holdout_the_challenger_has_seen(make_project: MakePr
 
 
 @pytest.mark.e2e
-def test_too_small_a_holdout_is_rejected(make_project: MakeProject) -> None:
+def test_too_little_evidence_keeps_collecting_or_with_the_holdout_alone_is_rejected(
+    make_project: MakeProject,
+) -> None:
     project = make_project(rows=5_000)
     ingest(project)
     first_champion(project)
     train(project, family="baseline")
-    strict = project.config.promotion.model_copy(update={"min_holdout_rows": 100_000})
-    tight = Project(
-        root=project.root, config=project.config.model_copy(update={"promotion": strict})
-    )
-    decision = promote(tight)
-    assert decision.outcome == Outcome.REJECTED
-    assert "below the policy's minimum of 100000" in decision.reason
+
+    def policy(**changes: Any) -> Project:
+        strict = project.config.promotion.model_copy(
+            update={"min_holdout_rows": 100_000, **changes}
+        )
+        return Project(
+            root=project.root, config=project.config.model_copy(update={"promotion": strict})
+        )
+
+    waiting = promote(policy())
+    assert waiting.outcome == Outcome.KEEP_COLLECTING
+    assert "below the policy's minimum of 100000" in waiting.reason
+    holdout = waiting.record["data"]["holdout_rows"]
+    assert waiting.record["data"]["shadow_rows"] == 0
+    assert waiting.record["rows_needed"] == 100_000 - holdout
+    assert f"{100_000 - holdout} more labelled rows needed" in waiting.reason
+    assert _aliases(project) == {CHAMPION: "1", CHALLENGER: "2", PREVIOUS_CHAMPION: None}
+
+    rejected = promote(policy(shadow_evidence=False))
+    assert rejected.outcome == Outcome.REJECTED
+    assert "below the policy's minimum of 100000" in rejected.reason
 
 
 def test_rollback_without_a_previous_champion_is_an_error(project: Project) -> None:

@@ -281,11 +281,12 @@ def promote_command(
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the A/B gate: exit 0 promoted, 1 rejected, 2 error. Writes a decision record."""
+    """Run the A/B gate: exit 0 promoted, 1 rejected, 3 keep collecting (too few rows of
+    evidence: labelled shadow traffic makes up the rest), 2 error. Writes a decision record."""
     from .promote import promote
 
     project = open_project(config)
-    with step("comparing challenger and champion on the latest holdout"):
+    with step("comparing challenger and champion on the holdout and labelled shadow rows"):
         decision = promote(project, dry_run=dry_run)
     report(decision, as_json=as_json)
 
@@ -460,7 +461,8 @@ def retrain_command(
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Ingest, train a challenger, run the gate: exit 0 promoted, 1 rejected, 2 error."""
+    """Ingest, train a challenger, run the gate: exit 0 promoted, 1 rejected, 3 keep
+    collecting, 2 error."""
     from .loop import retrain
 
     project = open_project(config)

@@ -225,7 +225,18 @@ class PromotionConfig(Frozen):
     test: Literal["paired_bootstrap", "paired_t", "wilcoxon", "mcnemar"] = "paired_bootstrap"
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
     min_effect: float = Field(default=0.0, ge=0.0)
-    min_holdout_rows: int = Field(default=500, ge=10)
+    min_holdout_rows: int = Field(
+        default=500,
+        ge=10,
+        description="the fewest rows of evidence the gate compares on: the holdout's rows, plus "
+        "labelled shadow rows with shadow_evidence; fewer is too little evidence",
+    )
+    shadow_evidence: bool = Field(
+        default=True,
+        description="count labelled shadow rows (the current champion and challenger versions, "
+        "both scored on one request in online.mode shadow, its label sent to /feedback) as "
+        "evidence beside the holdout; false: the holdout alone",
+    )
     resamples: int = Field(default=2_000, ge=100)
     seed: int = 0
     guardrails: GuardrailsConfig = GuardrailsConfig()

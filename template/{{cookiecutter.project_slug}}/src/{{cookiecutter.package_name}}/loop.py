@@ -17,7 +17,9 @@ def retrain(project: Project, *, dry_run: bool = False) -> Decision:
     """Stateless retraining from scratch on the newest data, then the promotion gate.
 
     Any failure before the gate ends the run with its decision record: rejected when the model
-    does not beat the baseline, an error otherwise (leaking data, bad data, or a crash).
+    does not beat the baseline, an error otherwise (leaking data, bad data, or a crash). The new
+    version replaces a challenger still waiting for labelled shadow rows: a pair counts only for
+    the versions that scored it, so the new challenger's evidence starts from zero.
     """
     step = "ingest"
     try:

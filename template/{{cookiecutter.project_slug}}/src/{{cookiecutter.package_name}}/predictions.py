@@ -580,6 +580,45 @@ class PredictionLog:
             frame[column] = frame[column].astype(float)
         return frame[COLUMNS]
 
+    def shadow_pairs(self, champion: str, challenger: str) -> pd.DataFrame:
+        """Labelled shadow pairs of exactly these two versions, oldest first: requests the
+        champion answered (`served`) and the challenger scored unseen under the same
+        `prediction_id`, whose label has arrived (a /feedback label names the served prediction,
+        and the log joins it to both rows). Columns: prediction_id, ts, features (JSON), label,
+        champion and challenger (each version's logged prediction)."""
+        served, shadow, f = PREDICTIONS.alias("served"), PREDICTIONS.alias("shadow"), FEEDBACK
+        query = (
+            sa.select(
+                served.c.prediction_id,
+                served.c.ts,
+                served.c.features,
+                f.c.label,
+                served.c.prediction.label("champion"),
+                shadow.c.prediction.label("challenger"),
+            )
+            .select_from(
+                served.join(shadow, shadow.c.prediction_id == served.c.prediction_id).join(
+                    f, f.c.prediction_id == served.c.prediction_id
+                )
+            )
+            .where(
+                served.c.variant == "champion",
+                served.c.served == sa.true(),
+                served.c.model_version == champion,
+                shadow.c.variant == "challenger",
+                shadow.c.served == sa.false(),
+                shadow.c.model_version == challenger,
+            )
+            .order_by(served.c.ts, served.c.prediction_id)
+        )
+        with self._transaction(writes=False) as db:
+            result = db.execute(query)
+            frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+        for column in ("label", "champion", "challenger"):
+            frame[column] = frame[column].astype(float)
+        return frame
+
     @staticmethod
     def features_frame(log: pd.DataFrame) -> pd.DataFrame:
         """The logged request features as columns, for drift checks against training data."""

@@ -199,8 +199,10 @@ def check_split(project: Project, split: Split, schema: DataSchema) -> None:
 
 
 def holdout_warnings(project: Project, holdout_rows: int) -> list[str]:
-    """Why a later challenger could never pass the gate on a holdout this small, if it can't."""
-    needed = project.config.promotion.min_holdout_rows
+    """Why a later challenger cannot pass the gate on this holdout alone, if it can't, and the
+    way to the rest of the evidence: labelled shadow traffic."""
+    policy = project.config.promotion
+    needed = policy.min_holdout_rows
     if holdout_rows >= needed:
         return []
     governance = load_governance(project.root)
@@ -211,11 +213,22 @@ def holdout_warnings(project: Project, holdout_rows: int) -> list[str]:
         if floor
         else ""
     )
-    return [
+    start = (
         f"the holdout has {holdout_rows} rows and the gate needs at least {needed} "
-        f"(promotion.min_holdout_rows in {project.config_name}): no retrained challenger can be "
-        f"promoted until it does{lowest}. Bring more rows, raise data.split.holdout_fraction, "
-        "or lower promotion.min_holdout_rows"
+        f"(promotion.min_holdout_rows in {project.config_name})"
+    )
+    if not policy.shadow_evidence:
+        return [
+            f"{start}: no retrained challenger can be promoted until it does{lowest}. Bring "
+            "more rows, raise data.split.holdout_fraction, lower promotion.min_holdout_rows, or "
+            "set promotion.shadow_evidence: true to count labelled shadow traffic too"
+        ]
+    return [
+        f"{start}: a retrained challenger is promoted only once labelled shadow traffic makes "
+        f"up the other {needed - holdout_rows} rows. Serve with promotion.online.mode: shadow "
+        'and send labels to /feedback; `promote` then counts them (docs/runbook.md, "A small '
+        'table"). Or bring more rows, raise data.split.holdout_fraction, or lower '
+        f"promotion.min_holdout_rows{lowest}"
     ]
 
 

@@ -30,7 +30,9 @@ class Measured:
 @dataclass(frozen=True)
 class Evidence:
     """What the gate knows. Versions are None when the alias is not set; `lineage_known` is
-    False when the challenger does not say which snapshot it trained on."""
+    False when the challenger does not say which snapshot it trained on. The evidence is the
+    holdout's rows plus `shadow_rows`: live requests the champion answered and the challenger
+    scored in shadow, each with its label; `measured` is on all of them."""
 
     model: str
     challenger: str | None
@@ -40,6 +42,7 @@ class Evidence:
     holdout_overlap: int = 0  # holdout rows the challenger learned from, by the split's rule
     split_strategy: str = "time"  # how the holdout was drawn (data.split.strategy)
     group_column: str | None = None  # a group split's entity column
+    shadow_rows: int = 0  # labelled shadow rows of exactly these two versions, measured too
     lineage_known: bool = True
     measured: Measured | None = None
 
@@ -53,7 +56,7 @@ class Verdict:
 
 
 def decide(evidence: Evidence, config: ProjectConfig) -> Verdict:
-    """Apply the promotion policy: lineage, the holdout's size, guardrails, significance, effect."""
+    """Apply the promotion policy: lineage, how much evidence, guardrails, significance, effect."""
     challenger, champion = evidence.challenger, evidence.champion
     if challenger is None:
         return Verdict(Outcome.ERROR, f"{evidence.model} has no challenger: run `train` first.")
@@ -77,13 +80,8 @@ def decide(evidence: Evidence, config: ProjectConfig) -> Verdict:
     if evidence.holdout_overlap:
         return Verdict(Outcome.ERROR, _overlap_reason(evidence, challenger))
     policy = config.promotion
-    if evidence.holdout_rows < policy.min_holdout_rows:
-        return Verdict(
-            Outcome.REJECTED,
-            f"the holdout has {evidence.holdout_rows} rows, below the policy's minimum of "
-            f"{policy.min_holdout_rows} (promotion.min_holdout_rows): too little evidence to "
-            "replace the champion.",
-        )
+    if evidence_rows(evidence, config) < policy.min_holdout_rows:
+        return too_little_evidence(evidence, config)
     measured = evidence.measured
     if measured is None:
         return Verdict(Outcome.ERROR, "the gate could not decide: the models were not compared.")
@@ -103,7 +101,7 @@ def decide(evidence: Evidence, config: ProjectConfig) -> Verdict:
     if result.p_value >= policy.alpha:
         reason = (
             f"challenger v{challenger} changes {change}, not significant "
-            f"({evidence_text}, alpha {policy.alpha})."
+            f"({evidence_text}, alpha {policy.alpha}) over {rows_text(evidence, config)}."
         )
         return Verdict(Outcome.REJECTED, reason, improvement, checks)
     if math.isnan(improvement) or improvement < policy.min_effect:
@@ -114,7 +112,8 @@ def decide(evidence: Evidence, config: ProjectConfig) -> Verdict:
         return Verdict(Outcome.REJECTED, reason, improvement, checks)
     reason = (
         f"challenger v{challenger} beats champion v{champion} on {change} "
-        f"({evidence_text} < {policy.alpha}) and passes every guardrail."
+        f"({evidence_text} < {policy.alpha}) over {rows_text(evidence, config)} and passes every "
+        "guardrail."
     )
     return Verdict(Outcome.PROMOTED, reason, improvement, checks)
 
@@ -136,6 +135,51 @@ def _overlap_reason(evidence: Evidence, challenger: str) -> str:
         f"(data.split.strategy: {evidence.split_strategy}): the snapshots were split "
         "differently, by changed data.split settings or cuts moved as the table grew; train "
         "the challenger on this snapshot to compare fairly."
+    )
+
+
+def evidence_rows(evidence: Evidence, config: ProjectConfig) -> int:
+    """The rows the gate weighs: the holdout's, and the labelled shadow rows unless the policy
+    counts the holdout alone (promotion.shadow_evidence: false)."""
+    shadow = evidence.shadow_rows if config.promotion.shadow_evidence else 0
+    return evidence.holdout_rows + shadow
+
+
+def rows_text(evidence: Evidence, config: ProjectConfig) -> str:
+    """Where the evidence comes from, in words: "2985 holdout rows", or with shadow rows
+    "163 rows (30 holdout, 133 labelled shadow)"."""
+    rows = evidence_rows(evidence, config)
+    if rows == evidence.holdout_rows:
+        return f"{rows} holdout rows"
+    shadow = rows - evidence.holdout_rows
+    return f"{rows} rows ({evidence.holdout_rows} holdout, {shadow} labelled shadow)"
+
+
+def too_little_evidence(evidence: Evidence, config: ProjectConfig) -> Verdict:
+    """Below the policy's minimum: rejected when the holdout alone counts; otherwise the way to
+    the minimum (labelled shadow traffic), with how many rows are missing, and the challenger
+    waits. The minimum is never lowered here: only promotion.min_holdout_rows sets it."""
+    policy, challenger = config.promotion, evidence.challenger
+    needed = policy.min_holdout_rows - evidence_rows(evidence, config)
+    short = (
+        f"the evidence has {rows_text(evidence, config)}, below the policy's minimum of "
+        f"{policy.min_holdout_rows} (promotion.min_holdout_rows)"
+    )
+    if not policy.shadow_evidence:
+        return Verdict(
+            Outcome.REJECTED,
+            f"{short}: too little evidence to replace the champion. The holdout alone counts "
+            "(promotion.shadow_evidence: false); with it true, labelled shadow traffic counts too.",
+        )
+    serve = (
+        "the service scores it in shadow (promotion.online.mode: shadow): send labels"
+        if policy.online.mode == "shadow"
+        else "serve with promotion.online.mode: shadow and send labels"
+    )
+    return Verdict(
+        Outcome.KEEP_COLLECTING,
+        f"{short}. Keep collecting: challenger v{challenger} stays the challenger; {serve} to "
+        f"/feedback: {needed} more labelled rows needed, then run `promote` again.",
     )
 
 

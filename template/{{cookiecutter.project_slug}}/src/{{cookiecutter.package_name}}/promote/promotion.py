@@ -18,8 +18,9 @@ from ..data.split import group_names, row_names
 from ..features import model_input
 from ..metrics import compute_metrics, metric, predict_scores, slice_metrics
 from ..store import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, Store
-from .gate import Evidence, Measured, Verdict, decide
+from .gate import Evidence, Measured, Verdict, decide, evidence_rows
 from .record import Decision, Outcome, conclude, new_record
+from .shadow import NOT_REPRODUCED, ShadowRows, no_shadow_rows, shadow_rows
 from .stats import minimum_detectable_effect, run_test
 
 # What the minimum detectable effect of each test is measured in (80% power).
@@ -40,6 +41,13 @@ def _version_entry(version: ModelVersion) -> dict[str, Any]:
         "model_family": version.tags.get("model_family"),
         **{key: value for key, value in version.tags.items() if key.startswith("holdout_")},
     }
+
+
+def _last_seen(project: Project, trained_on: str) -> pd.Timestamp:
+    """The last time of the rows the challenger was fitted or calibrated on."""
+    seen = read_snapshot(project.snapshots_dir, trained_on)
+    timestamp = seen.schema.timestamp_column
+    return pd.Timestamp(max(seen.train[timestamp].max(), seen.validation[timestamp].max()))
 
 
 def _holdout_overlap(project: Project, snapshot: Snapshot, trained_on: str) -> int:
@@ -81,21 +89,37 @@ def _score(model: Any, rows: pd.DataFrame, task: Any) -> tuple[np.ndarray, float
 
 
 def _measure(
-    project: Project, store: Store, snapshot: Snapshot, versions: dict[str, ModelVersion]
-) -> Measured:
-    """Both models on the newest holdout: metrics, latency, slices and the configured test."""
+    project: Project,
+    store: Store,
+    snapshot: Snapshot,
+    versions: dict[str, ModelVersion],
+    shadow: ShadowRows,
+) -> tuple[Measured, ShadowRows]:
+    """Both models on the evidence: the newest holdout's rows, then the labelled shadow rows,
+    scored alike. Metrics, slices and the configured paired test are on every counted row; the
+    latency is batch prediction over all of them. Shadow pairs whose logged answers these
+    versions do not give again are left out (returned, counted, with the rest)."""
     config = project.config
-    task, policy = config.train.task, config.promotion
-    truth = snapshot.holdout[snapshot.schema.target.name].to_numpy(dtype=float)
-    rows = model_input(snapshot.holdout, snapshot.schema)
-    scores, latency, metrics, slices = {}, {}, {}, {}
+    task, policy, schema = config.train.task, config.promotion, snapshot.schema
+    holdout = model_input(snapshot.holdout, schema)
+    rows = pd.concat([holdout, shadow.rows], ignore_index=True) if len(shadow) else holdout
+    scores, latency = {}, {}
     for role, version in versions.items():
         model = store.load_version(str(version.version))
         scores[role], latency[role] = _score(model, rows, task)
+    if len(shadow):
+        agree = shadow.reproduced({role: values[len(holdout) :] for role, values in scores.items()})
+        shadow = shadow.kept(agree, NOT_REPRODUCED)
+        keep = np.r_[np.ones(len(holdout), dtype=bool), agree]
+        rows = rows[keep].reset_index(drop=True)
+        scores = {role: values[keep] for role, values in scores.items()}
+    truth = np.r_[snapshot.holdout[schema.target.name].to_numpy(dtype=float), shadow.truth]
+    metrics, slices = {}, {}
+    for role in versions:
         metrics[role] = compute_metrics(task, truth, scores[role])
         column = config.train.slice_column
         if column:
-            slices[role] = slice_metrics(task, truth, scores[role], snapshot.holdout[column])
+            slices[role] = slice_metrics(task, truth, scores[role], rows[column])
     test = run_test(
         policy.test,
         task=task,
@@ -107,11 +131,13 @@ def _measure(
         resamples=policy.resamples,
         seed=policy.seed,
     )
-    return Measured(metrics=metrics, latency_ms_per_row=latency, slices=slices, test=test)
+    measured = Measured(metrics=metrics, latency_ms_per_row=latency, slices=slices, test=test)
+    return measured, shadow
 
 
 def gather_evidence(project: Project, store: Store) -> tuple[Evidence, dict[str, Any]]:
-    """What the gate needs, and the record's account of the data and versions behind it."""
+    """What the gate needs, and the record's account of the data and versions behind it: the
+    holdout, and (with promotion.shadow_evidence) the labelled shadow rows of the two versions."""
     challenger, champion = store.alias_version(CHALLENGER), store.alias_version(CHAMPION)
     versions = {"champion": champion, "challenger": challenger}
     entries = {role: _version_entry(v) for role, v in versions.items() if v is not None}
@@ -126,6 +152,19 @@ def gather_evidence(project: Project, store: Store) -> tuple[Evidence, dict[str,
     if trained_on:
         store.training_snapshot(challenger, project.snapshots_dir)
     snapshot = _newest_snapshot(project, trained_on)
+    last_seen = _last_seen(project, trained_on) if trained_on else None
+    compared = {"champion": champion, "challenger": challenger}
+    shadow = (
+        shadow_rows(
+            project,
+            snapshot.schema,
+            {role: str(version.version) for role, version in compared.items()},
+            last_seen,
+        )
+        if project.config.promotion.shadow_evidence
+        else no_shadow_rows(snapshot.schema)
+    )
+    measured, shadow = _measure(project, store, snapshot, compared, shadow)
     data = {
         "snapshot_id": snapshot.snapshot_id,
         "holdout_sha256": snapshot.digest("holdout"),
@@ -133,6 +172,8 @@ def gather_evidence(project: Project, store: Store) -> tuple[Evidence, dict[str,
         "time_range": snapshot.manifest["time_ranges"]["holdout"],
         "holdout": snapshot.split["holdout"],
         "split": {key: value for key, value in snapshot.split.items() if key != "holdout"},
+        **shadow.account(),
+        "evidence_rows": len(snapshot.holdout) + len(shadow),
     }
     evidence = Evidence(
         model=store.model_name,
@@ -143,10 +184,9 @@ def gather_evidence(project: Project, store: Store) -> tuple[Evidence, dict[str,
         holdout_overlap=_holdout_overlap(project, snapshot, trained_on) if trained_on else 0,
         split_strategy=snapshot.split["strategy"],
         group_column=snapshot.split.get("group_column"),
+        shadow_rows=len(shadow),
         lineage_known=bool(trained_on),
-        measured=_measure(
-            project, store, snapshot, {"champion": champion, "challenger": challenger}
-        ),
+        measured=measured,
     )
     return evidence, entries | {"data": data}
 
@@ -154,6 +194,9 @@ def gather_evidence(project: Project, store: Store) -> tuple[Evidence, dict[str,
 def _record_body(evidence: Evidence, verdict: Verdict, project: Project) -> dict[str, Any]:
     """The numbers behind a verdict, in the decision record's layout."""
     body: dict[str, Any] = {"outcome": verdict.outcome, "reason": verdict.reason}
+    if verdict.outcome == Outcome.KEEP_COLLECTING:
+        needed = project.config.promotion.min_holdout_rows - evidence_rows(evidence, project.config)
+        body["rows_needed"] = needed
     measured = evidence.measured
     if measured is None or verdict.improvement is None:
         return body

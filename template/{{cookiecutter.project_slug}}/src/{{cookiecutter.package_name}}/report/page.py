@@ -504,6 +504,12 @@ def _below_drifts(entry: dict[str, Any]) -> bool:
     return bool(drifted) == (score < threshold)
 
 
+def _evidence_rows(body: dict[str, Any]) -> str:
+    """What the gate compared the models on: the holdout, and any labelled shadow rows."""
+    shadow = int(body.get("data", {}).get("shadow_rows") or 0)
+    return f"the holdout and {shadow:,} labelled shadow rows" if shadow else "the holdout"
+
+
 def _gate(records: list[Record], page: Path) -> tuple[str, str, Html]:
     key, heading = "gate", "The gate's evidence"
     if not records:
@@ -555,7 +561,7 @@ def _gate(records: list[Record], page: Path) -> tuple[str, str, Html]:
             [
                 ["version", f"v{roles['champion']}", f"v{roles['challenger']}"],
                 [
-                    f"{name} on the holdout",
+                    f"{name} on {_evidence_rows(body)}",
                     number(primary["champion"]),
                     number(primary["challenger"]),
                 ],
