@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 import uvicorn
 import yaml
+from typer.testing import CliRunner
 
+from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import Project, load_project
 from {{ cookiecutter.package_name }}.data import DataSchema, write_table
 from {{ cookiecutter.package_name }}.promote import Outcome, promote
@@ -97,6 +99,14 @@ def file_source(
         config[section] = {**config.get(section, {}), **values}
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return load_project(path)
+
+
+def cli(project: Project, *args: str) -> tuple[int, str]:
+    """The project's command line, in process, on its own configuration: the exit code, and
+    everything it printed on one line (a table's wrapped cells joined by spaces)."""
+    config = str(project.root / "configs" / "project.yaml")
+    result = CliRunner().invoke(app, [*args, "-c", config])
+    return result.exit_code, " ".join(result.output.split())
 
 
 def first_champion(project: Project) -> TrainResult:

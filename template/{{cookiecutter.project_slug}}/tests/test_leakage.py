@@ -170,15 +170,16 @@ def test_a_categorical_with_mixed_values_is_not_a_leak() -> None:
 
 
 def test_holdout_rows_seen_in_training_leak() -> None:
-    """Numbers recorded to many decimals never repeat by chance: training rows repeat none, so
-    20 copies of training rows in the holdout are far more than the data's repetition explains."""
+    """Numbers recorded to many decimals never repeat by chance: no validation row equals a
+    training row, so 20 copies of training rows in the holdout are far more than the data's
+    repetition explains."""
     churn, holdout_start, repeated = _churn(), int(0.85 * ROWS), 20
     parts = [churn[:holdout_start], churn[:repeated], churn[holdout_start + repeated :]]
     frame = pd.concat(parts, ignore_index=True)
     report = _check(frame, "churned")
     assert report.repeats.shared_rows == repeated
     assert report.repeats.holdout_rows == ROWS - holdout_start
-    assert report.repeats.repeated_train_rows == 0
+    assert report.repeats.validation_shared_rows == 0
     assert report.leaks == ()
     assert not report.passed
     assert report.summary == "refused: shared holdout rows"
@@ -229,11 +230,11 @@ def test_a_real_table_that_repeats_itself_trains(
     name: str, table: Callable[[], pd.DataFrame], target: str, task: Task
 ) -> None:
     """A quarter (fair) or two thirds (randhie) of the holdout rows equal a training row, as
-    often as training rows equal one another: repetition, not leakage."""
+    often as validation rows do: repetition, not leakage."""
     report = _time_split(_timed(table()), target, task)
     repeats = report.repeats
     assert repeats.shared_share > 0.2, name  # the old rule refused anything above 1%
-    assert repeats.train_repeat_share > 0.2, name
+    assert repeats.validation_shared_share > 0.2, name
     assert abs(repeats.excess_share) < 0.02, (name, repeats)
     assert report.passed, (name, report.summary, report.refusal())
     assert report.summary == "none"
@@ -253,7 +254,7 @@ def _with_copies(timed: pd.DataFrame, copies: int) -> pd.DataFrame:
 
 def test_records_copied_across_the_split_are_refused_naming_the_rule_and_its_numbers() -> None:
     """Copies of 200 holdout rows (a fifth of it) sent again with earlier timestamps and new ids:
-    the holdout now repeats training far more than training repeats itself."""
+    the holdout now repeats training far more than the validation split does."""
     timed = _with_copies(_timed(_fair()), 200)
     report = _time_split(timed, "affair", CLASSIFY)
     repeats = report.repeats
@@ -270,7 +271,7 @@ def test_records_copied_across_the_split_are_refused_naming_the_rule_and_its_num
         f"{repeats.shared_rows:,} of {repeats.holdout_rows:,} holdout rows "
         f"({repeats.shared_share:.1%}) equal a training row"
     ) in message
-    assert f"{repeats.train_repeat_share:.1%}, equal another" in message
+    assert f"{repeats.validation_shared_share:.1%}, equal a training row) explains" in message
     assert f"explains {repeats.expected_shared_share:.1%}" in message
     assert f"an excess of {100 * repeats.excess_share:.1f} percentage points" in message
     assert f"p = {repeats.p_value:.2g}" in message
@@ -307,8 +308,8 @@ def test_an_excess_above_the_margin_that_chance_explains_is_not_refused() -> Non
 
 def test_a_holdout_richer_in_the_class_that_repeats_is_not_taken_for_leakage() -> None:
     """A time split moves the class mix: here the holdout holds mostly the class whose rows
-    repeat most. Holdout rows then equal training rows more often than training rows do one
-    another, yet no more often than training rows of their own class do."""
+    repeat most. Holdout rows then equal training rows more often than validation rows do, yet
+    no more often than validation rows of their own class do."""
     rng = np.random.default_rng(3)
 
     def rows(count: int, label: int) -> pd.DataFrame:
@@ -322,17 +323,18 @@ def test_a_holdout_richer_in_the_class_that_repeats_is_not_taken_for_leakage() -
         )
 
     train = pd.concat([rows(1_500, 0), rows(1_500, 1)]).sample(frac=1.0, random_state=0)
-    later = pd.concat([rows(950, 0), rows(50, 1)]).sample(frac=1.0, random_state=0)
+    validation = pd.concat([rows(250, 0), rows(250, 1)]).sample(frac=1.0, random_state=1)
+    holdout = pd.concat([rows(475, 0), rows(25, 1)]).sample(frac=1.0, random_state=2)
     report = check_leakage(
         train,
-        later.iloc[:500],
-        later.iloc[500:],
+        validation,
+        holdout,
         schema=_schema(train, "label"),
         task=CLASSIFY,
         config=LeakageConfig(),
     )
     repeats = report.repeats
-    assert repeats.shared_share > repeats.train_repeat_share + 0.2
+    assert repeats.shared_share > repeats.validation_shared_share + 0.2
     assert abs(repeats.shared_share - repeats.expected_shared_share) < 0.03
     assert not report.splits_overlap, report.refusal()  # (its features give the label away)
 

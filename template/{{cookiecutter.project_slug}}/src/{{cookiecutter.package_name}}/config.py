@@ -157,7 +157,7 @@ class LeakageConfig(Frozen):
         ge=0.0,
         le=1.0,
         description="share of holdout rows equal to a training row (features and target), "
-        "beyond the share the training split's own repeats explain, above which a significant "
+        "beyond the share the validation split's rows explain, above which a significant "
         "excess leaks",
     )
     allow: dict[str, Annotated[str, Field(pattern=r"\S")]] = Field(

@@ -16,15 +16,22 @@ repeat one another just as often, as production rows will. What leaks is a recor
 the split: one record sent twice under another timestamp or id, or a batch loaded again with
 the load's time as its timestamp. Its mark is that more holdout rows equal a training row than
 the data's own repetition explains. So
-the check compares two shares, both of rows compared against the training rows (references of
-nearly the same size, so under no leakage they estimate the same chance of meeting an equal
-row):
+the check compares two shares of rows that the fit never saw, both against the same training
+rows:
 
-- across the split: holdout rows equal to some training row;
-- within the split: training rows equal to another training row, weighted by the holdout's
-  target values. A row can only equal a row of its own target value, and a time split may move
-  their mix (the class whose rows repeat most can fill more of the holdout): weighting keeps
-  that from looking like a leak.
+- the holdout's: holdout rows equal to some training row;
+- the validation split's: validation rows equal to some training row, weighted by the
+  holdout's target values. A row can only equal a row of its own target value, and a time split
+  may move their mix (the class whose rows repeat most can fill more of the holdout): weighting
+  keeps that from looking like a leak.
+
+Why validation is the reference, not the training rows' repetition among themselves: real
+repetition is often local (a household's rows, one plan's members, a flight's season), so
+training rows equal one another far more often than rows an interval apart do (the RAND health
+survey: 69% within training, 24% across). Validation and holdout are drawn alike under the
+`random` and `group` splits and, under `time`, validation sits nearer the training rows, so it
+shares at least as many rows by repetition alone. A record copied into training from the
+holdout's period raises the holdout's share only.
 
 The split leaks when the excess is significant, by the exact one-sided test conditional on each
 target value's 2x2 table (Fisher's exact test, stratified), at a fixed p < 0.001 so that a
@@ -45,7 +52,7 @@ What no check here can catch: a feature recorded only after the prediction time 
 predictive without being perfect (a flight's departure delay when predicting a late arrival:
 it exists only after take-off). It passes every rule; the team must know when each column is
 known (docs/data.md, "Features known only after the prediction time"). Nor copies spread
-evenly through both splits: they raise both shares alike.
+evenly through validation and holdout: they raise both shares alike.
 """
 
 from __future__ import annotations
@@ -78,8 +85,8 @@ ONE_LABEL_MIN_COVERAGE = 0.5
 MISSING = "__missing__"
 ALLOW_KEY = "train.leakage.allow"
 EXCESS_KEY = "train.leakage.max_excess_share"
-# The p-value below which more holdout rows equal a training row than the training split's own
-# repetition explains: fixed, and small, since the check runs at every retraining.
+# The p-value below which more holdout rows equal a training row than the validation split's
+# rows do: fixed, and small, since the check runs at every retraining.
 EXCESS_P_VALUE = 0.001
 GROUP_SPLIT = "data.split.strategy: group, with data.split.group_column"
 
@@ -107,13 +114,14 @@ class FeatureLeak:
 
 @dataclass(frozen=True)
 class SplitRepeats:
-    """Rows equal in every feature and the target, across the split and within training."""
+    """Rows equal to a training row in every feature and the target: the holdout's, and the
+    validation split's, which is what the data's own repetition explains."""
 
     shared_rows: int  # holdout rows equal to some training row
     holdout_rows: int
-    repeated_train_rows: int  # training rows equal to another training row
-    train_rows: int
-    expected_shared_share: float  # the within-split share, weighted by the holdout's targets
+    validation_shared_rows: int  # validation rows equal to some training row
+    validation_rows: int
+    expected_shared_share: float  # the validation split's share, weighted by the holdout's targets
     p_value: float  # one-sided: more shared holdout rows than the repetition explains
 
     @property
@@ -121,8 +129,9 @@ class SplitRepeats:
         return self.shared_rows / self.holdout_rows if self.holdout_rows else 0.0
 
     @property
-    def train_repeat_share(self) -> float:
-        return self.repeated_train_rows / self.train_rows if self.train_rows else 0.0
+    def validation_shared_share(self) -> float:
+        rows = self.validation_rows
+        return self.validation_shared_rows / rows if rows else 0.0
 
     @property
     def excess_share(self) -> float:
@@ -134,9 +143,9 @@ class SplitRepeats:
             "shared_rows": self.shared_rows,
             "holdout_rows": self.holdout_rows,
             "shared_share": self.shared_share,
-            "repeated_train_rows": self.repeated_train_rows,
-            "train_rows": self.train_rows,
-            "train_repeat_share": self.train_repeat_share,
+            "validation_shared_rows": self.validation_shared_rows,
+            "validation_rows": self.validation_rows,
+            "validation_shared_share": self.validation_shared_share,
             "expected_shared_share": self.expected_shared_share,
             "excess_share": self.excess_share,
             "excess_p_value": self.p_value,
@@ -159,7 +168,7 @@ class LeakageReport:
     @property
     def splits_overlap(self) -> bool:
         """The same records cross the split: significantly more holdout rows equal a training
-        row than training rows equal one another, by more than the configured margin."""
+        row than validation rows do, by more than the configured margin."""
         return (
             self.repeats.p_value < EXCESS_P_VALUE
             and self.repeats.excess_share > self.max_excess_share
@@ -197,9 +206,9 @@ class LeakageReport:
         return (
             f"the same records cross the split: {repeats.shared_rows:,} of "
             f"{repeats.holdout_rows:,} holdout rows ({repeats.shared_share:.1%}) equal a "
-            f"training row in every feature and the target, where the training split's own "
-            f"repetition ({repeats.repeated_train_rows:,} of {repeats.train_rows:,} rows, "
-            f"{repeats.train_repeat_share:.1%}, equal another) explains "
+            f"training row in every feature and the target, where the data's own repetition "
+            f"({repeats.validation_shared_rows:,} of {repeats.validation_rows:,} validation rows, "
+            f"{repeats.validation_shared_share:.1%}, equal a training row) explains "
             f"{repeats.expected_shared_share:.1%} for the holdout's target values: an excess of "
             f"{100 * repeats.excess_share:.1f} percentage points (one-sided p = "
             f"{repeats.p_value:.2g} < {EXCESS_P_VALUE:g}), above {EXCESS_KEY} "
@@ -222,7 +231,7 @@ class LeakageReport:
                 "drop the copies (one record sent twice, under another timestamp or id), or "
                 f"split by entity ({GROUP_SPLIT}) so that no entity's rows fall on both sides; "
                 f"raise {EXCESS_KEY} only if the holdout is meant to repeat training rows more "
-                "than training repeats itself"
+                "than the validation rows do"
             )
         what_to_do = "; ".join(advice)
         return (
@@ -363,57 +372,60 @@ def _per_target(frame: pd.DataFrame, schema: DataSchema, hits: np.ndarray) -> pd
 
 
 def excess_p_value(strata: Iterable[tuple[int, int, int, int]]) -> float:
-    """One-sided p-value of "holdout rows equal a training row more often than training rows
-    equal another training row", from one 2x2 table per target value: (holdout rows shared,
-    holdout rows, training rows repeated, training rows). Given a table's margins, its shared
+    """One-sided p-value of "holdout rows equal a training row more often than validation rows
+    do", from one 2x2 table per target value: (holdout rows shared, holdout rows, validation
+    rows shared, validation rows). Given a table's margins, its shared
     count is hypergeometric; the p-value is the upper tail of their sum at the observed total,
     exactly (the strata's distributions convolved). With one stratum: Fisher's exact test."""
     total = np.ones(1)
     lowest = observed = 0
-    for shared, holdout, repeated, train in strata:
-        hits = shared + repeated
+    for shared, holdout, reference_shared, reference in strata:
+        hits = shared + reference_shared
         if hits == 0 or holdout == 0:
             continue  # the shared count cannot vary
-        low, high = max(0, hits - train), min(hits, holdout)
-        pmf = stats.hypergeom.pmf(np.arange(low, high + 1), holdout + train, holdout, hits)
+        low, high = max(0, hits - reference), min(hits, holdout)
+        pmf = stats.hypergeom.pmf(np.arange(low, high + 1), holdout + reference, holdout, hits)
         total = signal.convolve(total, pmf)  # FFT for long ones: error far below the level
         lowest += low
         observed += shared
     return float(np.clip(total[observed - lowest :].sum(), 0.0, 1.0))
 
 
-def split_repeats(train: pd.DataFrame, holdout: pd.DataFrame, schema: DataSchema) -> SplitRepeats:
-    """Holdout rows equal to some training row, and training rows equal to another, in every
-    feature and the target (see the module's docstring for why those columns), with the share
-    the training split's repetition explains for the holdout's target values and the p-value of
-    the excess."""
+def split_repeats(
+    train: pd.DataFrame, validation: pd.DataFrame, holdout: pd.DataFrame, schema: DataSchema
+) -> SplitRepeats:
+    """Holdout rows and validation rows equal to some training row, in every feature and the
+    target (see the module's docstring for why those columns and why validation), with the
+    share the validation split explains for the holdout's target values and the p-value of the
+    excess."""
     columns = [*schema.feature_columns, schema.target.name]
     numeric = set(schema.numeric_features)
     if schema.target.is_numeric:
         numeric.add(schema.target.name)
-    train_keys = _row_hashes(train, columns, numeric)
-    repeated = train_keys.duplicated(keep=False).to_numpy()
-    shared = _row_hashes(holdout, columns, numeric).isin(set(train_keys.to_list())).to_numpy()
+    seen = set(_row_hashes(train, columns, numeric).to_list())
+    shared = _row_hashes(holdout, columns, numeric).isin(seen).to_numpy()
+    reference = _row_hashes(validation, columns, numeric).isin(seen).to_numpy()
     strata = pd.concat(
         [
             _per_target(holdout, schema, shared).add_prefix("holdout_"),
-            _per_target(train, schema, repeated).add_prefix("train_"),
+            _per_target(validation, schema, reference).add_prefix("validation_"),
         ],
         axis=1,
     )
     strata = strata.fillna(0).astype("int64")
-    # The within-split share of each target value, weighted by its holdout rows.
-    within = strata["train_hits"] / strata["train_rows"].where(strata["train_rows"] > 0)
-    explained = float((within.fillna(0.0) * strata["holdout_rows"]).sum())
+    # The validation split's share for each target value, weighted by its holdout rows.
+    rows = strata["validation_rows"]
+    explained_share = strata["validation_hits"] / rows.where(rows > 0)
+    explained = float((explained_share.fillna(0.0) * strata["holdout_rows"]).sum())
     tables = strata.loc[
-        strata["holdout_hits"] + strata["train_hits"] > 0,  # the others cannot vary
-        ["holdout_hits", "holdout_rows", "train_hits", "train_rows"],
+        strata["holdout_hits"] + strata["validation_hits"] > 0,  # the others cannot vary
+        ["holdout_hits", "holdout_rows", "validation_hits", "validation_rows"],
     ]
     return SplitRepeats(
         shared_rows=int(shared.sum()),
         holdout_rows=len(holdout),
-        repeated_train_rows=int(repeated.sum()),
-        train_rows=len(train),
+        validation_shared_rows=int(reference.sum()),
+        validation_rows=len(validation),
         expected_shared_share=explained / len(holdout) if len(holdout) else 0.0,
         p_value=excess_p_value(tables.itertuples(index=False, name=None)),
     )
@@ -437,8 +449,9 @@ def check_leakage(
     config: LeakageConfig,
 ) -> LeakageReport:
     """Score every feature alone (fitted on train, scored on validation), look for categoricals
-    that relabel the target, compare holdout rows seen in training with the training split's own
-    repeats. ConfigError when the allow list names a column that is not a feature."""
+    that relabel the target, compare the holdout rows equal to a training row with the
+    validation rows that are. ConfigError when the allow list names a column that is not a
+    feature."""
     _check_allow(config.allow, schema)
     y_train = _labels(train, schema, task)
     y_validation = _labels(validation, schema, task)
@@ -474,7 +487,7 @@ def check_leakage(
         threshold=config.threshold,
         scores=scores,
         one_label_shares=one_label_shares,
-        repeats=split_repeats(train, holdout, schema),
+        repeats=split_repeats(train, validation, holdout, schema),
         max_excess_share=config.max_excess_share,
         leaks=tuple(leaks),
         allow=dict(config.allow),

@@ -193,7 +193,7 @@ def _log_leakage(run: Run, report: LeakageReport) -> None:
             },
             "leakage_shared_rows": report.repeats.shared_rows,
             "leakage_shared_share": report.repeats.shared_share,
-            "leakage_train_repeat_share": report.repeats.train_repeat_share,
+            "leakage_validation_shared_share": report.repeats.validation_shared_share,
             "leakage_expected_shared_share": report.repeats.expected_shared_share,
             "leakage_excess_share": report.repeats.excess_share,
             "leakage_excess_p_value": report.repeats.p_value,
