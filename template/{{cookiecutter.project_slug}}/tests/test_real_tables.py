@@ -123,7 +123,9 @@ def test_a_table_sorted_by_its_label_is_refused_by_time_naming_the_other_splits(
 
 def test_repeated_answers_are_not_taken_for_leakage(trained: Loop) -> None:
     store = Store.open(trained.project)
-    run = store.client.get_run(store.versions()[0].run_id)
+    run_id = store.versions()[0].run_id
+    assert run_id is not None
+    run = store.client.get_run(run_id)
     assert run.data.tags["leakage"] == "none"
 
 
