@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project
-from {{ cookiecutter.package_name }}.data import generate_demo, ingest, project_schema, write_table
+from {{ cookiecutter.package_name }}.data import generate_demo, ingest, project_schema, read_snapshot, write_table
+from {{ cookiecutter.package_name }}.features import model_input
 from {{ cookiecutter.package_name }}.loop import retrain
 from {{ cookiecutter.package_name }}.monitor import monitor
+from {{ cookiecutter.package_name }}.monitor.checks import quality
 from {{ cookiecutter.package_name }}.predictions import PredictionLog, PredictionRecord
 from {{ cookiecutter.package_name }}.promote import Outcome
 from {{ cookiecutter.package_name }}.store import Store
@@ -63,6 +65,26 @@ def test_a_constant_column_in_the_window_warns_nothing(champion: Project, tmp_pa
         result = monitor(champion, source=path)
     assert result.status in {"ok", "drift", "performance_drop"}, result.reasons
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+
+def test_categories_the_schema_does_not_list_are_out_of_domain(champion: Project) -> None:
+    """What the service scores as unknowns (`serve.unseen_categories: score`) monitor counts as
+    out of domain, against the same limit as numbers outside the reference range."""
+    schema = project_schema(champion)
+    reference = model_input(read_snapshot(champion.snapshots_dir).holdout, schema)
+    current = reference.copy()
+    column = schema.categorical_features[0]
+    current.loc[current.index[: len(current) // 5], column] = "never-seen"
+    share = (len(current) // 5) / int(current[column].notna().sum())
+    checks, reasons = quality(champion, schema, reference, current)
+    assert checks[column]["unseen_category_share"] == pytest.approx(share)
+    assert checks[column]["unseen_categories"] == ["never-seen"]
+    assert f"{column}: {share:.1%} of values are categories the schema does not list " in (
+        " ".join(reasons)
+    )
+    assert "('never-seen')" in " ".join(reasons)
+    _, quiet = quality(champion, schema, reference, reference)
+    assert not [r for r in quiet if "does not list" in r]
 
 
 def test_covariate_drift_fires_and_asks_for_retraining(champion: Project, tmp_path: Path) -> None:

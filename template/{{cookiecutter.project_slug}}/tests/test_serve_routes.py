@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 from collections.abc import Iterator
@@ -13,12 +14,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fastapi import HTTPException
+from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.config import ConfigError, Project, load_project
 from {{ cookiecutter.package_name }}.data import ingest, read_snapshot
 from {{ cookiecutter.package_name }}.features import model_input
 from {{ cookiecutter.package_name }}.metrics import predict_scores
 from {{ cookiecutter.package_name }}.predictions import PredictionLog
+from {{ cookiecutter.package_name }}.scoring import COMPILED, SCIKIT_LEARN
 from {{ cookiecutter.package_name }}.serve.routes import authorised, feedback, predict, predict_batch, ready
 from {{ cookiecutter.package_name }}.serve.schemas import Prediction, RequestModels
 from {{ cookiecutter.package_name }}.serve.state import ServiceState
@@ -54,7 +57,7 @@ def service(trained: Project) -> Iterator[ServiceState]:
 
 
 def _bodies(state: ServiceState) -> RequestModels:
-    return RequestModels.for_schema(state.schema, state.settings.max_batch_rows)
+    return RequestModels.for_schema(state.schema, state.settings)
 
 
 def test_the_batch_route_scores_like_the_model_in_process(
@@ -203,3 +206,100 @@ def test_a_registry_that_stops_answering_is_named_by_ready(trained: Project) -> 
         assert answer.status_code == 200, "it keeps serving the champion it has"
         error = json.loads(bytes(answer.body))["registry_error"]
         assert error == f"no answer from the registry for {silent:.0f} s"
+
+
+def _serving(project: Project, **serve: str) -> Project:
+    """The project with other `serve` settings, same store and log."""
+    settings = project.config.serve.model_copy(update=serve)
+    config = project.config.model_copy(update={"serve": settings})
+    return dataclasses.replace(project, config=config)
+
+
+def test_fields_the_schema_leaves_out_are_ignored_counted_and_never_logged(
+    trained: Project, service: ServiceState
+) -> None:
+    """A row as its file holds it carries columns `schema infer` left out: ingest and
+    batch-predict ignore them, and so does the service (`serve.extra_columns: ignore`)."""
+    bodies = _bodies(service)
+    rows = _rows(trained, 5)
+    extended = [row | {"left_out_column": "N123XY", "note": i} for i, row in enumerate(rows)]
+    plain = asyncio.run(predict_batch(bodies.batch.model_validate({"rows": rows}), service))
+    wide = asyncio.run(predict_batch(bodies.batch.model_validate({"rows": extended}), service))
+    assert [p.prediction for p in wide.predictions] == [p.prediction for p in plain.predictions]
+    assert service.metrics.rows_with_ignored_fields == 5
+    assert "service_rows_with_ignored_fields_total 5" in service.metrics.render()
+    asyncio.run(service.log.flush())
+    logged = PredictionLog(trained.prediction_log_url).read()
+    assert "N123XY" not in json.dumps(logged["features"].tolist(), default=str)
+
+
+@pytest.mark.parametrize("scoring", [COMPILED, SCIKIT_LEARN])
+def test_an_unseen_category_is_scored_as_the_pipeline_scores_an_unknown(
+    trained: Project, scoring: str
+) -> None:
+    """Both scoring paths answer what the fitted scikit-learn pipeline answers for a category it
+    never saw (its one-hot encoder lights no column); the service counts each such value."""
+    project = _serving(trained, scoring=scoring)
+    schema = read_snapshot(project.snapshots_dir).schema
+    column = schema.categorical_features[0]
+    rows = [row | {column: "never-seen"} for row in _rows(project, 8)]
+    with service_state(project) as state:
+        state.models.refresh()
+        assert state.models.models[CHAMPION].scorer.kind == scoring
+        body = _bodies(state).batch.model_validate({"rows": rows})
+        answer = asyncio.run(predict_batch(body, state))
+        page = state.metrics.render()
+    _, model = Store.open(project).load_champion()
+    frame = model_input(pd.DataFrame(rows), schema)
+    expected = predict_scores(model, frame, project.config.train.task)
+    assert [p.prediction for p in answer.predictions] == pytest.approx(list(expected), abs=1e-9)
+    assert f'service_unseen_categories_total{{column="{column}"}} 8' in page
+    others = [name for name in schema.categorical_features if name != column]
+    assert all(f'service_unseen_categories_total{{column="{name}"}} 0' in page for name in others)
+
+
+def test_whole_numbers_sent_for_a_category_are_its_text(
+    trained: Project, service: ServiceState
+) -> None:
+    """A file's categories "1", "2" reach a client as numbers: 2 and 2.0 are the category "2",
+    as ingest reads them; a boolean is no category."""
+    bodies = _bodies(service)
+    column = service.schema.categorical_features[0]
+    row = _rows(trained, 1)[0]
+    assert getattr(bodies.row.model_validate(row | {column: 2}), column) == "2"
+    assert getattr(bodies.row.model_validate(row | {column: 2.0}), column) == "2"
+    with pytest.raises(ValidationError) as refused:
+        bodies.row.model_validate(row | {column: True})
+    assert refused.value.errors()[0]["loc"] == (column,)
+
+
+@pytest.mark.parametrize(
+    ("settings", "change", "field", "says"),
+    [
+        ({"extra_columns": "refuse"}, {"left_out_column": "N123XY"}, "left_out_column", "Extra"),
+        ({"unseen_categories": "refuse"}, "unseen", "category", "Input should be"),
+    ],
+)
+def test_refusing_settings_answer_a_422_that_names_the_field(
+    trained: Project, settings: dict[str, str], change: object, field: str, says: str
+) -> None:
+    project = _serving(trained, **settings)
+    with service_state(project) as state:
+        bodies = _bodies(state)
+        row = _rows(project, 1)[0]
+        column = state.schema.categorical_features[0]
+        if change == "unseen":
+            change, field = {column: "never-seen"}, column
+        assert isinstance(change, dict)
+        with pytest.raises(ValidationError) as refused:
+            bodies.row.model_validate(row | change)
+        error = refused.value.errors()[0]
+        assert error["loc"] == (field,)
+        assert says in error["msg"]
+        if field == column:  # the 422 lists what the schema knows
+            known = state.schema.column(column).categories or ()
+            assert all(repr(category) in error["msg"] for category in known)
+        # Numbers keep refusing text whatever the settings.
+        number = state.schema.numeric_features[0]
+        with pytest.raises(ValidationError):
+            bodies.row.model_validate(row | {number: "5"})

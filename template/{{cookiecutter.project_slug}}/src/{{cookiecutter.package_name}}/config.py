@@ -299,6 +299,18 @@ class ServeConfig(Frozen):
         description="the service and batch-predict score with a version's verified compiled "
         "form where it has one; scikit-learn always uses the model itself",
     )
+    extra_columns: Literal["ignore", "refuse"] = Field(
+        default="ignore",
+        description="a request's fields the schema does not declare (a column `schema infer` "
+        "left out, say): ignored and counted in /metrics, as ingest and batch-predict ignore "
+        "them (ignore), or a 422 naming each (refuse)",
+    )
+    unseen_categories: Literal["score", "refuse"] = Field(
+        default="score",
+        description="a category the schema does not list: scored as the fitted pipeline scores "
+        "an unknown (it lights no one-hot column) and counted as out of domain in /metrics and "
+        "by monitor (score), or a 422 listing the known ones (refuse)",
+    )
 
 
 class MonitorConfig(Frozen):
@@ -318,7 +330,13 @@ class MonitorConfig(Frozen):
         default=0.05, ge=0.0, description="relative: 0.05 means 5% worse than at training"
     )
     max_missing_increase: float = Field(default=0.1, ge=0.0, le=1.0)
-    max_out_of_range_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    max_out_of_range_share: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="out of domain: a number outside the reference range, or a category the "
+        "schema does not list (served under serve.unseen_categories: score)",
+    )
 
 
 class TrackingConfig(Frozen):

@@ -12,7 +12,7 @@ from .ingestion import (
     slice_column_problem,
     split_column_problem,
 )
-from .schema import ROW_KEY, ColumnSpec, DataSchema, row_key
+from .schema import MAX_TEXT_CHARS, ROW_KEY, ColumnSpec, DataSchema, row_key
 from .snapshot import (
     PARTS,
     Snapshot,
@@ -26,6 +26,7 @@ from .split import Split, split_rows, time_split
 from .validation import REASON, SOURCE_ROW, ValidationResult, validate
 
 __all__ = [
+    "MAX_TEXT_CHARS",
     "PARTS",
     "REASON",
     "ROW_KEY",

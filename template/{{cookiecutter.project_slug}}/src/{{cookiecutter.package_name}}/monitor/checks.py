@@ -16,6 +16,7 @@ from ..metrics import metric
 
 PREDICTION, LABEL = "prediction", "label"
 BOOTSTRAP_RESAMPLES = 200
+SHOWN_UNSEEN = 3  # unseen categories a reason names (the summary lists up to ten)
 
 
 def quality(
@@ -25,7 +26,10 @@ def quality(
     current: pd.DataFrame,
     described: str = "the reference data",
 ) -> tuple[dict[str, Any], list[str]]:
-    """Missing values and out-of-range numbers, compared with the reference data."""
+    """Missing values, and values out of the champion's domain: numbers outside the reference
+    data's range, categories the schema does not list (which the service scores as unknowns
+    under `serve.unseen_categories: score`). One policy, `monitor.max_out_of_range_share`, for
+    both: either is a share of rows the model learnt nothing about."""
     policy, checks, reasons = project.config.monitor, {}, []
     for name in schema.feature_columns:
         missing_ref, missing_cur = (
@@ -47,8 +51,28 @@ def quality(
                     f"{name}: {outside:.1%} of values outside the range of {described} "
                     f"[{low:g}, {high:g}]"
                 )
+        if name in schema.categorical_features and current[name].notna().any():
+            entry |= _unseen(schema, name, current[name], policy.max_out_of_range_share, reasons)
         checks[name] = entry
     return checks, reasons
+
+
+def _unseen(
+    schema: DataSchema, name: str, values: pd.Series, limit: float, reasons: list[str]
+) -> dict[str, Any]:
+    known = set(schema.column(name).categories or ())
+    present = values.dropna().astype(str)
+    unseen = present[~present.isin(known)]
+    share = len(unseen) / len(present)
+    counts = unseen.value_counts()
+    if share > limit:
+        shown = ", ".join(repr(value[:40]) for value in counts.index[:SHOWN_UNSEEN])
+        more = f" and {len(counts) - SHOWN_UNSEEN} more" if len(counts) > SHOWN_UNSEEN else ""
+        reasons.append(
+            f"{name}: {share:.1%} of values are categories the schema does not list "
+            f"({shown}{more}), scored as unknowns"
+        )
+    return {"unseen_category_share": share, "unseen_categories": list(counts.index[:10])}
 
 
 def drift(

@@ -39,9 +39,7 @@ def create_app(project: Project) -> FastAPI:
     app.state.service = state
     app.add_middleware(LimitAndCount)
     app.add_exception_handler(RequestValidationError, validation_refused)
-    app.include_router(
-        build_router(RequestModels.for_schema(state.schema, state.settings.max_batch_rows))
-    )
+    app.include_router(build_router(RequestModels.for_schema(state.schema, state.settings)))
     app.include_router(docs_router(app.openapi, state.model_name, state.settings.api_docs))
     return app
 

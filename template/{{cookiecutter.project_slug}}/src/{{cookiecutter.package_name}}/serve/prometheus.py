@@ -43,19 +43,23 @@ class LogCounters:
 
 
 class ServiceMetrics:
-    """Request counts, errors and a latency histogram per variant, and the prediction log's
-    buffer: rows pending, written and dropped, and failed writes.
+    """Request counts, errors and a latency histogram per variant; what requests held that the
+    schema does not (ignored fields, unseen categories); and the prediction log's buffer: rows
+    pending, written and dropped, and failed writes.
 
     Updated only from the event loop thread, so plain counters need no lock.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, categorical: Iterable[str] = ()) -> None:
         self.requests: Counter[tuple[str, int]] = Counter()
         self.buckets: dict[str, list[int]] = defaultdict(lambda: [0] * len(LATENCY_BUCKETS))
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.latency_count: Counter[str] = Counter()
         self.rows: Counter[str] = Counter()
         self.prediction_log = LogCounters()
+        self.rows_with_ignored_fields = 0
+        # One series per categorical feature from the start, so a rate over it is never missing.
+        self.unseen_categories: Counter[str] = Counter(dict.fromkeys(categorical, 0))
 
     def observe_request(self, endpoint: str, status: int) -> None:
         self.requests[(endpoint, status)] += 1
@@ -105,8 +109,26 @@ class ServiceMetrics:
                 _sample(f"{name}_sum", self.latency_sum[variant], variant=variant),
                 _sample(f"{name}_count", total, variant=variant),
             ]
+        name = "service_unseen_categories_total"
+        lines += _header(
+            name,
+            "counter",
+            "Categories the schema does not list, scored as unknowns (serve.unseen_categories: "
+            "score), by column.",
+        )
+        lines += [
+            _sample(name, count, column=column)
+            for column, count in sorted(self.unseen_categories.items())
+        ]
         counts = self.prediction_log
         for name, kind, text, value in (
+            (
+                "service_rows_with_ignored_fields_total",
+                "counter",
+                "Rows that held fields the schema does not declare, which were ignored "
+                "(serve.extra_columns: ignore).",
+                self.rows_with_ignored_fields,
+            ),
             (
                 "service_log_rows_pending",
                 "gauge",

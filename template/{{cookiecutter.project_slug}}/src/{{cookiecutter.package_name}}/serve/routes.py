@@ -100,14 +100,14 @@ def _unavailable(error: NoModelError) -> HTTPException:
 async def predict(body: BaseModel, state: StateDep) -> Prediction:
     """Score one row; concurrent requests are scored together in one model call."""
     try:
-        return await state.predict_row(body.model_dump())
+        return await state.predict_row(state.admit(body))
     except NoModelError as error:
         raise _unavailable(error) from error
 
 
 async def predict_batch(body: BaseModel, state: StateDep) -> BatchPrediction:
     """Score up to `serve.max_batch_rows` rows in one request."""
-    rows: list[dict[str, Any]] = body.model_dump()["rows"]
+    rows = [state.admit(row) for row in dict(body)["rows"]]
     try:
         return BatchPrediction(predictions=await state.predict_rows(rows))
     except NoModelError as error:

@@ -2,6 +2,10 @@
 
 Ranges, categories and nullability come from the same `DataSchema` that validates training data,
 so a request the model could not have been trained on is refused with a 422 naming the field.
+Two things a real client sends are taken by default, as ingest and batch-predict take them:
+fields the schema leaves out (`serve.extra_columns`), ignored; and a category the schema does not
+list (`serve.unseen_categories`), scored as the fitted pipeline scores an unknown. The service
+counts both (`ServiceState.admit`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from ..data import ColumnSpec, DataSchema
+from ..config import ServeConfig
+from ..data import MAX_TEXT_CHARS, ColumnSpec, DataSchema
 from ..metrics import DECISION_THRESHOLD
 
 
@@ -35,10 +40,35 @@ def _number(column: ColumnSpec) -> Any:
     return Annotated[float, Field(ge=column.min, le=column.max, allow_inf_nan=False), STRICT_NUMBER]
 
 
-def _field(column: ColumnSpec) -> tuple[Any, Any]:
-    kind: Any = (
-        Literal[tuple(column.categories or ())] if column.role == "categorical" else _number(column)
-    )
+def _category_text(value: Any) -> Any:
+    """A category is text, as ingest compares it: a number a client sends for one is its text,
+    as a file's whole numbers are (7 and 7.0 are the category "7"); a boolean is no category."""
+    if isinstance(value, bool):
+        raise ValueError("expected a category's text, not a boolean")
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return str(int(value))
+    return str(value) if isinstance(value, float) else value
+
+
+CATEGORY_TEXT = BeforeValidator(_category_text)
+
+
+def _category(column: ColumnSpec, unseen: str) -> Any:
+    """`refuse`: one of the schema's categories (the 422 lists them). `score`: any text, with the
+    known categories in the API schema's examples; `admit` counts the ones it does not know."""
+    known = tuple(column.categories or ())
+    if unseen == "refuse":
+        return Annotated[Literal[known], CATEGORY_TEXT]
+    return Annotated[
+        str,
+        CATEGORY_TEXT,
+        Field(min_length=1, max_length=MAX_TEXT_CHARS, examples=list(known)),
+        UNICODE_TEXT,
+    ]
+
+
+def _field(column: ColumnSpec, unseen: str) -> tuple[Any, Any]:
+    kind: Any = _category(column, unseen) if column.role == "categorical" else _number(column)
     if column.nullable:
         return kind | None, Field(default=None, description=column.description)
     return kind, Field(description=column.description)
@@ -65,18 +95,23 @@ ENTITY_ID = Annotated[
 ]
 
 
-def request_row_model(schema: DataSchema) -> type[BaseModel]:
+def request_row_model(schema: DataSchema, settings: ServeConfig) -> type[BaseModel]:
     """One row to score: the entity id (when the data has one), every feature, and an optional
-    event time, which must be a real instant (ISO 8601)."""
+    event time, which must be a real instant (ISO 8601). Other fields are kept aside in
+    `model_extra` (`serve.extra_columns: ignore`, so they can be counted) or refused."""
     fields: dict[str, Any] = {
         schema.timestamp_column: (datetime | None, Field(default=None)),
     }
     if schema.id_column is not None:
         fields[schema.id_column] = (ENTITY_ID, Field())
-    fields |= {name: _field(schema.column(name)) for name in schema.feature_columns}
+    fields |= {
+        name: _field(schema.column(name), settings.unseen_categories)
+        for name in schema.feature_columns
+    }
+    extra: Literal["allow", "forbid"] = "allow" if settings.extra_columns == "ignore" else "forbid"
     return create_model(
         "PredictionRequest",
-        __config__=ConfigDict(extra="forbid", frozen=True),
+        __config__=ConfigDict(extra=extra, frozen=True),
         **fields,
     )
 
@@ -170,11 +205,11 @@ class RequestModels:
     feedback: type[BaseModel]
 
     @classmethod
-    def for_schema(cls, schema: DataSchema, max_batch_rows: int) -> RequestModels:
-        row = request_row_model(schema)
+    def for_schema(cls, schema: DataSchema, settings: ServeConfig) -> RequestModels:
+        row = request_row_model(schema, settings)
         return cls(
             row=row,
-            batch=batch_request_model(row, max_batch_rows),
+            batch=batch_request_model(row, settings.max_batch_rows),
             feedback=feedback_model(schema.target),
         )
 

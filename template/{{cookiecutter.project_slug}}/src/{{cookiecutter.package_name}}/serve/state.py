@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 from threadpoolctl import threadpool_limits
 
 from ..config import ConfigError, Project, ServeConfig
@@ -70,7 +71,11 @@ class ServiceState:
         self.schema = project_schema(project)
         self.api_key = read_api_key(self.settings)
         self.models = ServedModels(project)
-        self.metrics = ServiceMetrics()
+        self.known_categories = {
+            name: frozenset(self.schema.column(name).categories or ())
+            for name in self.schema.categorical_features
+        }
+        self.metrics = ServiceMetrics(categorical=self.known_categories)
         self.log = LogBuffer(
             PredictionLog(project.prediction_log_url),
             self.settings.log_buffer_rows,
@@ -90,6 +95,21 @@ class ServiceState:
         if self.schema.id_column is None:
             return row_key(row, self.schema)
         return str(row[self.schema.id_column])
+
+    def admit(self, body: BaseModel) -> Row:
+        """The row a request holds, as the model reads it: its declared fields. Fields the schema
+        leaves out (`serve.extra_columns: ignore`) stop here, neither scored nor logged, and the
+        row is counted; so is each category the schema does not list, which the model scores as
+        it scores any unknown (`serve.unseen_categories: score`) and `monitor` reports."""
+        declared = type(body).model_fields
+        row = {name: value for name, value in body.model_dump().items() if name in declared}
+        if body.model_extra:
+            self.metrics.rows_with_ignored_fields += 1
+        for name, known in self.known_categories.items():
+            value = row.get(name)
+            if value is not None and value not in known:
+                self.metrics.unseen_categories[name] += 1
+        return row
 
     async def follow_registry(self) -> None:
         """Swap in whatever the aliases point at now (the registry is polled off the loop)."""
