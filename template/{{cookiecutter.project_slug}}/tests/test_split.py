@@ -386,6 +386,15 @@ def test_a_table_of_entities_splits_by_entity_from_schema_infer(tmp_path: Path) 
     assert sum(len(found) for found in travellers.values()) == 210
     assert snapshot.split["groups"] == {"train": 146, "validation": 32, "holdout": 32}
     assert all(len(part) == 4 * len(travellers[name]) for name, part in parts.items())
+    # Trained, then gated: the decision record says how the holdout was drawn, and the gate
+    # finds no traveller of the holdout among the challenger's training rows.
+    for command in ("train", "retrain"):
+        code, output = _cli(project, command)
+        assert code in (0, 1, 3), output  # 3: 128 holdout rows, keep collecting
+    record = json.loads(sorted(project.promotion_reports_dir.glob("*.json"))[-1].read_text())
+    assert record["data"]["split"]["strategy"] == "group"
+    assert "no individual is in two splits" in record["data"]["holdout"]
+    assert "cross the split" not in record["reason"]
 
 
 def test_a_survey_sorted_by_its_label_is_refused_by_time_and_ingests_at_random(
