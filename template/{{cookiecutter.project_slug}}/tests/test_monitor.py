@@ -21,7 +21,7 @@ from {{ cookiecutter.package_name }}.promote import Outcome
 from {{ cookiecutter.package_name }}.store import Store
 from {{ cookiecutter.package_name }}.train import train
 
-from .conftest import champion_version, first_champion, write_project
+from .conftest import champion_version, cli, first_champion, write_project
 
 pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
 
@@ -65,6 +65,27 @@ def test_a_constant_column_in_the_window_warns_nothing(champion: Project, tmp_pa
         result = monitor(champion, source=path)
     assert result.status in {"ok", "drift", "performance_drop"}, result.reasons
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+
+def test_a_metric_the_windows_labels_leave_undefined_is_said_so(
+    champion: Project, tmp_path: Path
+) -> None:
+    """A window of one label (a table's newest rows, sorted by its label) has no roc_auc: the
+    table says why rather than `nan`; too few labels are named too."""
+    path = _window(champion, tmp_path / "one-label.parquet")
+    frame = pd.read_parquet(path)
+    target = project_schema(champion).target.name
+    frame[target] = frame[target].iloc[0]
+    write_table(frame, path)
+    code, output = cli(champion, "monitor", "--source", str(path))
+    assert code in (0, 1, 3), output
+    if champion.config.train.task == "binary_classification":
+        assert "undefined on these labels (one value only)" in output
+    assert " nan " not in output
+    write_table(frame.head(250).drop(columns=[target]), path)
+    code, output = cli(champion, "monitor", "--source", str(path))
+    assert "labelled rows" in output
+    assert "0, too few to judge (< 200)" in output
 
 
 def test_categories_the_schema_does_not_list_are_out_of_domain(champion: Project) -> None:

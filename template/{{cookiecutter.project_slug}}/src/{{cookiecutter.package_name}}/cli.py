@@ -439,12 +439,19 @@ def monitor_command(
     ]
     performance = result.summary.get("performance", {})
     if "current" in performance:
+        now = performance["current"]
+        # NaN is never equal to itself: a metric the window's labels leave undefined.
+        shown = f"{now:.4f}" if now == now else "undefined on these labels (one value only)"
         rows.append(
             [
                 f"{performance['metric']} now / at training",
-                f"{performance['current']:.4f} / {performance['training_holdout'] or 0:.4f}",
+                f"{shown} / {performance['training_holdout'] or 0:.4f}",
             ]
         )
+    elif "labelled_rows" in performance:
+        least = project.config.monitor.min_window_rows
+        labelled = performance["labelled_rows"]
+        rows.append(["labelled rows", f"{labelled}, too few to judge (< {least})"])
     rows.append(["retrain", "yes" if result.retrain else "no"])
     table(f"monitor: {result.status}", ["check", "value"], rows)
     out = results()
