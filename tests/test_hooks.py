@@ -13,7 +13,7 @@ from helpers import REPO_ROOT, render
 from rename_config_keys import main as rename_main
 from rename_config_keys import parse_renames, rename_keys
 
-RENAME = {("serve", "reload_seconds"): "registry_poll_seconds"}
+RENAME: dict[tuple[str, ...], str] = {("serve", "reload_seconds"): "registry_poll_seconds"}
 
 CONFIG = """\
 serve:                    # the online service

@@ -208,6 +208,10 @@ def _log_failing(port: int) -> bool:
     return bool(body["prediction_log"]["state"] == "failing")
 
 
+def _log_writing(port: int) -> bool:
+    return not _log_failing(port)
+
+
 def _is_ready(port: int) -> bool:
     return _http("GET", f"http://127.0.0.1:{port}/ready")[0] == 200
 
@@ -511,7 +515,7 @@ def test_the_replicas_ride_out_a_database_restart_and_a_registry_outage(stack: S
     stack.log_database_read_only(on=False)
     stack.wait_logged(faulted.ids, "the predictions held while the log refused writes")
     for port in stack.replicas:
-        _wait(lambda port=port: not _log_failing(port), 30, "/ready to say the log is writing")
+        _wait(partial(_log_writing, port), 30, "/ready to say the log is writing")
 
     # The MLflow server goes away: the replicas keep serving and say why they cannot poll.
     _stop(stack.processes[0])
