@@ -379,7 +379,7 @@ def _feature(
     if column.kind == "text" and len(categories) > MAX_CATEGORIES:
         reason = (
             f"{len(categories)} distinct texts, more than {MAX_CATEGORIES} a category may have: "
-            "unseen values would be refused (an id? pass --id)"
+            "new values would mostly be unseen categories (an id? pass --id)"
         )
         return None, ColumnDecision(name, None, "", reason)
     what = "true/false values" if column.kind == "bool" else "text"
