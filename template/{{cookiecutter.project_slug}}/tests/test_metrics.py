@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from sklearn.dummy import DummyClassifier
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -16,6 +17,7 @@ from sklearn.metrics import (
     log_loss,
     mean_absolute_error,
     r2_score,
+    recall_score,
     roc_auc_score,
     root_mean_squared_error,
 )
@@ -24,10 +26,18 @@ from {{ cookiecutter.package_name }}.config import Task
 from {{ cookiecutter.package_name }}.metrics import (
     DECISION_THRESHOLD,
     METRICS,
+    class_recalls,
     compute_metrics,
+    default_primary_metric,
     metric,
+    predict_scores,
+    prior_scores,
     slice_metrics,
 )
+
+MULTICLASS: Task = "multiclass_classification"
+CLASSES = 4  # the multiclass cases: class indices 0 to 3, a probability matrix of 4 columns
+LABELS = list(range(CLASSES))
 
 
 def _calibration_error(y: np.ndarray, p: np.ndarray) -> float:
@@ -44,6 +54,15 @@ def _ranked(score: Callable[..., float]) -> Callable[[np.ndarray, np.ndarray], f
     return lambda y, p: float(score(y, p)) if len(np.unique(y)) == 2 else math.nan
 
 
+def _every_class(score: Callable[..., float]) -> Callable[[np.ndarray, np.ndarray], float]:
+    """scikit-learn's one-vs-rest ROC AUC needs every class among the rows: NaN otherwise."""
+    return lambda y, p: float(score(y, p)) if len(np.unique(y)) == CLASSES else math.nan
+
+
+def _decided(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return y.astype(int), p.argmax(axis=1)
+
+
 REFERENCE: dict[str, dict[str, Callable[[np.ndarray, np.ndarray], float]]] = {
     "binary_classification": {
         "roc_auc": _ranked(roc_auc_score),
@@ -53,6 +72,19 @@ REFERENCE: dict[str, dict[str, Callable[[np.ndarray, np.ndarray], float]]] = {
         "log_loss": lambda y, p: float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
         "brier": lambda y, p: float(brier_score_loss(y, p)),
         "calibration_error": _calibration_error,
+    },
+    MULTICLASS: {
+        "log_loss": lambda y, p: float(log_loss(y.astype(int), p, labels=LABELS)),
+        "roc_auc_ovr": _every_class(
+            lambda y, p: roc_auc_score(y.astype(int), p, multi_class="ovr", labels=LABELS)
+        ),
+        "accuracy": lambda y, p: float(accuracy_score(*_decided(y, p))),
+        "macro_f1": lambda y, p: float(
+            f1_score(*_decided(y, p), labels=LABELS, average="macro", zero_division=0.0)
+        ),
+        "weighted_f1": lambda y, p: float(
+            f1_score(*_decided(y, p), labels=LABELS, average="weighted", zero_division=0.0)
+        ),
     },
     "regression": {
         "rmse": lambda y, p: float(root_mean_squared_error(y, p)),
@@ -64,12 +96,20 @@ EVERY_METRIC = [(task, name) for task, metrics in METRICS.items() for name in me
 
 
 def _scores(task: str, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Truth and scores with many ties (rounded to one decimal), both classes present."""
+    """Truth and scores with many ties (rounded to one decimal), every class present. A
+    multiclass row's probabilities are tenths, at least 0.1 each and summing to 1, its own
+    class given two tenths more than chance would."""
     rng = np.random.default_rng(seed)
     if task == "binary_classification":
         y = rng.integers(0, 2, rows).astype(float)
         y[:2] = [0.0, 1.0]
         return y, np.round(np.clip(0.3 * y + rng.uniform(0, 0.7, rows), 0, 1), 1)
+    if task == MULTICLASS:
+        y = rng.integers(0, CLASSES, rows).astype(float)
+        y[:CLASSES] = LABELS
+        tenths = rng.multinomial(10 - CLASSES - 2, np.full(CLASSES, 1 / CLASSES), size=rows) + 1
+        tenths[np.arange(rows), y.astype(int)] += 2
+        return y, tenths / 10
     y = rng.normal(0, 1, rows)
     return y, np.round(y + rng.normal(0, 0.5, rows), 1)
 
@@ -110,6 +150,91 @@ def test_row_losses_average_to_their_metrics() -> None:
     assert math.sqrt(squared.mean()) == pytest.approx(values["rmse"])
     assert metric("regression", "mae").row_loss(y, predicted).mean() == pytest.approx(values["mae"])
     np.testing.assert_array_equal(metric("regression", "r2").row_loss(y, predicted), squared)
+
+
+def test_multiclass_row_losses_average_to_their_metrics() -> None:
+    y, probability = _scores(MULTICLASS, 300, seed=5)
+    values = compute_metrics(MULTICLASS, y, probability)
+    for name in ("log_loss", "roc_auc_ovr"):
+        losses = metric(MULTICLASS, name).row_loss(y, probability)
+        assert losses.mean() == pytest.approx(values["log_loss"])
+    errors = metric(MULTICLASS, "macro_f1").row_loss(y, probability)
+    assert set(np.unique(errors)) <= {0.0, 1.0}
+    assert errors.mean() == pytest.approx(1 - values["accuracy"])
+
+
+def test_multiclass_metrics_of_known_cases() -> None:
+    """Three classes, six rows: two right for sure, then hesitations, one wrong."""
+    y = np.array([0, 0, 1, 1, 2, 2], dtype=float)
+    probability = np.array(
+        [
+            [1.0, 0.0, 0.0],
+            [0.5, 0.3, 0.2],
+            [0.2, 0.7, 0.1],
+            [0.6, 0.3, 0.1],  # class 1 taken for 0
+            [0.0, 0.0, 1.0],
+            [0.1, 0.1, 0.8],
+        ]
+    )
+    values = compute_metrics(MULTICLASS, y, probability)
+    assert values["accuracy"] == pytest.approx(5 / 6)
+    own = [1.0, 0.5, 0.7, 0.3, 1.0, 0.8]
+    assert values["log_loss"] == pytest.approx(-np.mean(np.log(np.clip(own, 1e-7, 1 - 1e-7))))
+    # F1: class 0 2/(2+1) = 0.8 (2 right, 1 wrongly), class 1 2/3, class 2 1.
+    assert values["macro_f1"] == pytest.approx((0.8 + 2 / 3 + 1.0) / 3)
+    assert values["weighted_f1"] == pytest.approx((0.8 + 2 / 3 + 1.0) / 3)  # two rows each
+    assert class_recalls(y, probability, ["a", "b", "c"]) == {"a": 1.0, "b": 0.5, "c": 1.0}
+    assert values["roc_auc_ovr"] == pytest.approx(
+        roc_auc_score(y.astype(int), probability, multi_class="ovr")
+    )
+
+
+def test_per_class_recall_agrees_with_scikit_learn_and_names_each_class() -> None:
+    y, probability = _scores(MULTICLASS, 300, seed=7)
+    expected = recall_score(y.astype(int), probability.argmax(axis=1), average=None)
+    names = ["cancel", "downgrade", "stay", "upgrade"]
+    recalls = class_recalls(y, probability, names)
+    assert list(recalls) == names
+    np.testing.assert_allclose(list(recalls.values()), expected)
+    absent = class_recalls(y[y != 3], probability[y != 3], names)
+    assert math.isnan(absent["upgrade"])  # no row of the class here: no recall
+
+
+def test_the_prior_baseline_scores_what_scikit_learn_s_dummy_predicts() -> None:
+    """The baseline of a multiclass model: the training split's class shares for every row."""
+    import pandas as pd
+
+    y_train = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 3], dtype=float)
+    y_holdout, _ = _scores(MULTICLASS, 200, seed=9)
+    dummy = DummyClassifier(strategy="prior").fit(np.zeros((10, 1)), y_train.astype(int))
+    baseline = prior_scores(y_train, len(y_holdout), CLASSES)
+    np.testing.assert_allclose(baseline, dummy.predict_proba(np.zeros((200, 1))))
+    rows = pd.DataFrame({"x": np.zeros(200)})
+    np.testing.assert_allclose(predict_scores(dummy, rows, MULTICLASS), baseline)
+    values = compute_metrics(MULTICLASS, y_holdout, baseline)
+    assert values["roc_auc_ovr"] == pytest.approx(0.5)  # every row ties: no ranking at all
+    assert values["accuracy"] == pytest.approx(np.mean(y_holdout == 0))  # the commonest class
+    shares = np.bincount(y_holdout.astype(int), minlength=CLASSES) / len(y_holdout)
+    cross_entropy = -(shares * np.log([0.4, 0.3, 0.2, 0.1])).sum()
+    assert values["log_loss"] == pytest.approx(cross_entropy)
+    assert prior_scores(np.array([0.0, 1.0]), 2, 3).tolist() == [[0.5, 0.5, 0.0]] * 2
+
+
+def test_the_gate_s_multiclass_metric_is_log_loss_minimized_and_defined_on_any_rows() -> None:
+    chosen = metric(MULTICLASS, default_primary_metric(MULTICLASS))
+    assert chosen.name == "log_loss"
+    assert not chosen.maximize
+    assert chosen.improvement(0.9, 0.8) == pytest.approx(0.1)
+    y, probability = _scores(MULTICLASS, 120, seed=11)
+    one_class = np.zeros((1, 120))
+    one_class[0, np.flatnonzero(y == 0)] = 1.0  # a resample that drew class 0 only
+    roc_auc_ovr = metric(MULTICLASS, "roc_auc_ovr")
+    assert math.isnan(roc_auc_ovr.on_counts(y, probability, one_class)[0])
+    assert math.isfinite(chosen.on_counts(y, probability, one_class)[0])
+    tasks: tuple[Task, ...] = ("binary_classification", MULTICLASS, "regression")
+    assert set(tasks) == set(METRICS)
+    for task in tasks:
+        assert default_primary_metric(task) in METRICS[task]
 
 
 def test_a_metric_of_the_other_task_is_refused_by_name() -> None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ProjectError
 
-Task = Literal["binary_classification", "regression"]
+Task = Literal["binary_classification", "multiclass_classification", "regression"]
 # Where credentials live: environment variables (CI secrets, a deployment's env), named here.
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 PREDICTION_LOG_URL_ENV = "PREDICTION_LOG_URL"

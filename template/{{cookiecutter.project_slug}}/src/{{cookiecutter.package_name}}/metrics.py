@@ -5,12 +5,17 @@ A/B report compares variants on them. Each metric is written as a weighted form:
 are how often each row was drawn, so ones give the plain value, and a matrix of bootstrap draw
 counts gives thousands of resampled values in a few matrix products. A new metric is one entry
 in `METRICS` (and a test that it agrees with scikit-learn).
+
+What the metrics read: a binary classifier's positive-class probability per row (y is 0 or 1), a
+regressor's predicted value (y is the value), and a multiclass classifier's probability matrix,
+one row per row and one column per class in the schema's order (y is the class's index,
+0 to K-1, as `ColumnSpec.label` maps it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,10 +37,46 @@ LOG_LOSS_CLIP = 1e-7
 
 
 def predict_scores(model: Any, frame: pd.DataFrame, task: Task) -> np.ndarray:
-    """What every metric reads: the positive class's probability, or the predicted value."""
+    """What every metric reads: the positive class's probability, the probability matrix of a
+    multiclass model (n x K), or the predicted value."""
     if task == "binary_classification":
         return np.asarray(model.predict_proba(frame)[:, 1], dtype=float)
+    if task == "multiclass_classification":
+        return np.asarray(model.predict_proba(frame), dtype=float)
     return np.asarray(model.predict(frame), dtype=float)
+
+
+def default_primary_metric(task: Task) -> str:
+    """The metric a new project of `task` trains and gates on (`train.primary_metric`).
+
+    Binary: roc_auc; regression: rmse. Multiclass: log_loss, minimized, rather than the one-vs-rest
+    ROC AUC. Log loss reads the whole probability matrix (a model that is surer of the right class
+    scores better, as the service's probabilities are used), is a proper scoring rule, and is the
+    mean of a per-row loss, so the paired t and Wilcoxon tests compare exactly what the gate
+    measures. It is defined on any rows, where macro ROC AUC is undefined as soon as a class is
+    missing, which a bootstrap resample, a small holdout or a monitoring window with a rare
+    class often is. Its drawback: its scale depends on K and on the class shares, so judge it
+    against the baseline's (the prior class shares, `prior_scores`), which training reports.
+    """
+    return {
+        "binary_classification": "roc_auc",
+        "multiclass_classification": "log_loss",
+        "regression": "rmse",
+    }[task]
+
+
+def class_decisions(probability: np.ndarray) -> np.ndarray:
+    """The class index each row of a probability matrix decides for: the likeliest (the first of
+    equally likely classes, as numpy's and scikit-learn's argmax choose)."""
+    return np.asarray(np.argmax(probability, axis=1))
+
+
+def prior_scores(y_train: np.ndarray, rows: int, classes: int) -> np.ndarray:
+    """A multiclass baseline's probability matrix: every one of `rows` rows gets the class shares
+    of the training labels `y_train` (class indices), as scikit-learn's
+    `DummyClassifier(strategy="prior")` predicts; a class the labels lack gets 0."""
+    counts = np.bincount(np.asarray(y_train, dtype=int), minlength=classes).astype(float)
+    return np.tile(counts / counts.sum(), (rows, 1))
 
 
 def decisions(scores: np.ndarray) -> np.ndarray:
@@ -67,6 +108,16 @@ def squared_errors(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 
 def absolute_errors(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return np.asarray(np.abs(predicted - y), dtype=float)
+
+
+def class_log_losses(y: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """Minus the log of the probability each row gives its own class (clipped as for binary)."""
+    own = probability[np.arange(len(y)), np.asarray(y, dtype=int)]
+    return np.asarray(-np.log(np.clip(own, LOG_LOSS_CLIP, 1 - LOG_LOSS_CLIP)), dtype=float)
+
+
+def class_zero_one_losses(y: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    return np.asarray(class_decisions(probability) != np.asarray(y, dtype=int), dtype=float)
 
 
 # --- weighted forms --------------------------------------------------------------------------
@@ -143,6 +194,62 @@ def _r2(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.where(rows > 1, r2, math.nan)
 
 
+def _class_counts(
+    y: np.ndarray, probability: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per resample and class (R x K): the weight of rows decided right, of rows decided for the
+    class, and of rows of the class."""
+    identity = np.eye(probability.shape[1])
+    actual = identity[np.asarray(y, dtype=int)]
+    decided = identity[class_decisions(probability)]
+    return weights @ (actual * decided), weights @ decided, weights @ actual
+
+
+def _class_f1(y: np.ndarray, probability: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each class's F1 (R x K), 2 TP / (2 TP + FP + FN); 0 for a class neither present nor
+    decided for, as scikit-learn's zero_division=0 gives."""
+    right, decided, actual = _class_counts(y, probability, weights)
+    return _ratio(2 * right, decided + actual, 0.0)
+
+
+def _macro_f1(y: np.ndarray, probability: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The mean of every class's F1, each class counting the same however rare."""
+    return np.asarray(_class_f1(y, probability, weights).mean(axis=1), dtype=float)
+
+
+def _weighted_f1(y: np.ndarray, probability: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Every class's F1 weighted by its rows: the common classes dominate."""
+    _, _, actual = _class_counts(y, probability, weights)
+    weighted = (_class_f1(y, probability, weights) * actual).sum(axis=1)
+    return _ratio(weighted, actual.sum(axis=1), math.nan)
+
+
+def _class_accuracy(y: np.ndarray, probability: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return _mean(1 - class_zero_one_losses(y, probability), weights)
+
+
+def _roc_auc_ovr(y: np.ndarray, probability: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The mean over classes of each class's ROC AUC against the rest (scikit-learn's
+    multi_class="ovr", average="macro"); NaN where a class is missing, or is every row."""
+    labels = np.asarray(y, dtype=int)
+    each = [
+        _roc_auc((labels == k).astype(float), probability[:, k], weights)
+        for k in range(probability.shape[1])
+    ]
+    return np.asarray(np.stack(each, axis=1).mean(axis=1), dtype=float)
+
+
+def class_recalls(
+    y: np.ndarray, probability: np.ndarray, classes: Sequence[str]
+) -> dict[str, float]:
+    """Each class's recall, by name (`classes` in the schema's order): the share of its rows
+    decided for it; NaN for a class with no rows here."""
+    weights = np.ones((1, len(y)))
+    right, _, actual = _class_counts(np.asarray(y, dtype=float), probability, weights)
+    recall = _ratio(right, actual, math.nan)[0]
+    return dict(zip(classes, (float(value) for value in recall), strict=True))
+
+
 def _mean_of(loss: RowLoss) -> WeightedForm:
     return lambda y, scores, weights: _mean(loss(y, scores), weights)
 
@@ -198,6 +305,14 @@ METRICS: dict[str, dict[str, Metric]] = {
         Metric("log_loss", "minimize", _mean_of(log_losses), log_losses),
         Metric("brier", "minimize", _mean_of(squared_errors), log_losses),
         Metric("calibration_error", "minimize", _calibration_error, log_losses),
+    ),
+    # Every one reads the probability matrix; the decision is the likeliest class.
+    "multiclass_classification": _by_name(
+        Metric("log_loss", "minimize", _mean_of(class_log_losses), class_log_losses),
+        Metric("roc_auc_ovr", "maximize", _roc_auc_ovr, class_log_losses),
+        Metric("accuracy", "maximize", _class_accuracy, class_zero_one_losses),
+        Metric("macro_f1", "maximize", _macro_f1, class_zero_one_losses),
+        Metric("weighted_f1", "maximize", _weighted_f1, class_zero_one_losses),
     ),
     "regression": _by_name(
         Metric("rmse", "minimize", _root_mean_of(squared_errors), squared_errors),
