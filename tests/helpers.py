@@ -100,6 +100,7 @@ OPTION_SETS: list[OptionSet] = [
             "model_family": "linear",
         },
     ),
+    OptionSet("multiclass", {"task": "multiclass_classification"}),
     OptionSet(
         "custom-name",
         {

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }}.config import ConfigError, load_project, parse_config
+from {{ cookiecutter.package_name }}.config import ConfigError, Task, load_project, parse_config
+from {{ cookiecutter.package_name }}.metrics import default_primary_metric
 
 from .conftest import ROOT
 
@@ -46,6 +48,28 @@ def test_a_metric_of_the_other_task_is_refused() -> None:
     config["train"] = {**config["train"], "primary_metric": wrong}  # type: ignore[dict-item]
     with pytest.raises(ConfigError, match=f"primary_metric '{wrong}' is not a"):
         parse_config(config)
+
+
+@pytest.mark.answers
+def test_the_shipped_config_gates_on_the_task_s_default_metric() -> None:
+    config = load_project(ROOT / "configs" / "project.yaml").config
+    assert config.train.primary_metric == default_primary_metric(config.train.task)
+
+
+def test_every_task_is_accepted_with_its_own_metrics() -> None:
+    for task in get_args(Task):
+        config = parse_config(
+            {
+                "data": {"source": {"kind": "demo"}},
+                "train": {
+                    "task": task,
+                    "model_family": "hist_gradient_boosting",
+                    "primary_metric": default_primary_metric(task),
+                },
+                "tracking": {"experiment": "e", "registered_model": "m"},
+            }
+        )
+        assert config.train.task == task
 
 
 @pytest.mark.answers

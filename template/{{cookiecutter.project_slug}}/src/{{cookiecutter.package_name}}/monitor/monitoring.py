@@ -16,7 +16,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from .. import exit_codes
-from ..config import Project
+from ..config import Project, require_stage
 from ..data import DataSchema, Snapshot, read_snapshot, read_table, validate
 from ..features import model_input
 from ..metrics import predict_scores
@@ -99,6 +99,7 @@ def monitor(
 ) -> MonitorResult:
     """Compare the current window with the champion's reference data (`monitor.reference`: the
     rows of its snapshot its fit never saw, or its training split); write report and flag."""
+    require_stage(project, "monitor")
     now = now or datetime.now(UTC)
     config = project.config
     store = Store.open(project)

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ..config import OnlineConfig, Project
+from ..config import OnlineConfig, Project, require_stage
 from ..metrics import Metric, metric, zero_one_losses
 from ..predictions import PredictionLog
 from ..store import Store
@@ -49,6 +49,7 @@ def _test(
 
 def ab_report(project: Project, since: datetime | None = None) -> Decision:
     """Promote, keep collecting, or roll back, from the logged predictions and their labels."""
+    require_stage(project, "ab-report")
     config, online = project.config, project.config.promotion.online
     task = config.train.task
     with PredictionLog(project.prediction_log_url) as predictions:

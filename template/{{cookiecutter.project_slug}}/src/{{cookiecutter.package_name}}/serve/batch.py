@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..config import FileSourceConfig, Project
+from ..config import FileSourceConfig, Project, require_stage
 from ..data import REASON, SOURCE_ROW, DataError, DataSchema, project_schema, validate
 from ..data.sources import check_header, check_names, csv_delimiter, csv_header
 from ..metrics import decisions
@@ -143,6 +143,7 @@ def batch_predict(
 
     Raises StoreError when there is no champion yet, DataError when the file cannot be read.
     """
+    require_stage(project, "batch-predict")
     schema = project_schema(project)
     classify = project.config.train.task == "binary_classification"
     store = Store.open(project)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import Project
+from ..config import Project, require_stage
 from ..data import DataError, project_schema, read_table, validate
 
 TIMEOUT_SECONDS = 30.0
@@ -83,6 +83,7 @@ def replay(
 ) -> ReplayResult:
     """Send the valid rows of `source` (the newest `rows` of them, by event time) to the service
     at `url`, then, with `labels`, the target of every answered row as feedback."""
+    require_stage(project, "replay")
     schema = project_schema(project)
     result = validate(read_table(source), schema, scoring=not labels)
     valid = result.valid.sort_values(schema.timestamp_column, kind="stable")

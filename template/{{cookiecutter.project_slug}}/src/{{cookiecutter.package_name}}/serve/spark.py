@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import FileSourceConfig, Project
+from ..config import FileSourceConfig, Project, require_stage
 from ..data import SOURCE_ROW, DataError, DataSchema, project_schema, validate
 from ..errors import ProjectError
 from ..scoring import Scorer
@@ -189,6 +189,7 @@ def spark_batch_predict(
 
     Raises SparkUnavailableError without PySpark or Java, StoreError without a champion, DataError
     when the input cannot be read or lacks a column the model needs."""
+    require_stage(project, "batch-predict")
     require_spark()
     schema = project_schema(project)
     classify = project.config.train.task == "binary_classification"

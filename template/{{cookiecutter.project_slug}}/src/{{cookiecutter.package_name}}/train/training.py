@@ -23,7 +23,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from ..config import ModelFamily, Project
+from ..config import ModelFamily, Project, require_stage
 from ..data import PARTS, Snapshot, read_snapshot, require_training_rows
 from ..errors import ProjectError
 from ..features import model_input
@@ -303,6 +303,7 @@ def train(
     A model that does not beat the baseline on the primary metric is logged but not registered;
     data that leaks the target (see `leakage.py`) is refused before fitting, with LeakageError.
     """
+    require_stage(project, "train")
     family = family or project.config.train.model_family
     snapshot = read_snapshot(project.snapshots_dir, snapshot_id)
     require_training_rows(project, len(snapshot.train), f" (snapshot {snapshot.snapshot_id})")
