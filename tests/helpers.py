@@ -100,7 +100,6 @@ OPTION_SETS: list[OptionSet] = [
             "model_family": "linear",
         },
     ),
-    OptionSet("multiclass", {"task": "multiclass_classification"}),
     OptionSet(
         "custom-name",
         {

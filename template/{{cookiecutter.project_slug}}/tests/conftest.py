@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import yaml
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import Project, UnsupportedStageError, load_project
+from {{ cookiecutter.package_name }}.config import Project, load_project
 from {{ cookiecutter.package_name }}.data import DataSchema, write_table
 from {{ cookiecutter.package_name }}.promote import Outcome, promote
 from {{ cookiecutter.package_name }}.serve import create_app
@@ -33,23 +33,6 @@ pytest_plugins = ["tests.answers", "pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 MakeProject = Callable[..., Project]
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A test stopped by a stage that refuses the project's task (a task the loop takes only part
-    of the way, `PARTIAL_TASKS` in config.py) cannot pass yet: it is reported as an expected
-    failure whose reason is the refusal (`pytest -ra` lists each), so a partial task's suite says
-    what is still missing instead of failing; any other failure stays one. Once the stage
-    handles the task, the same test runs for real."""
-    report = yield
-    refused = call.excinfo is not None and call.excinfo.errisinstance(UnsupportedStageError)
-    if refused and call.excinfo is not None and item.get_closest_marker("xfail") is None:
-        report.outcome = "skipped"
-        report.wasxfail = f"not yet: {str(call.excinfo.value).split(': this version')[0]}"
-    return report
 
 
 @pytest.fixture(autouse=True)

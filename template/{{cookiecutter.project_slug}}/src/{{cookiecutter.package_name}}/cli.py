@@ -634,7 +634,8 @@ def schema_infer_command(
 ) -> None:
     """Infer a data file's schema: print what each column became and why, write commented YAML.
 
-    The task (binary classification or regression) is the project's; review the file before use.
+    The task (binary or multiclass classification, or regression) is the project's; review the
+    file before use.
     """
     from rich.table import Table
     from rich.text import Text
@@ -705,15 +706,19 @@ def schema_infer_command(
     if (problem := split_column_problem(project, inferred.schema, written)) is not None:
         out_console.print(Text(f"and {problem}"))
     if inferred.one_sided_by_time and project.config.data.split.strategy == "time":
-        classifier = project.config.train.task == "binary_classification"
+        task = project.config.train.task
+        classifier = task != "regression"
         drawn = "rows drawn at random" + (", stratified by class" if classifier else "")
+        held = {
+            "binary_classification": "hold one class",
+            "multiclass_classification": "lack classes",
+        }.get(task, "hold one value")
         out_console.print(
             Text(
                 f"and set data.split.strategy: random ({drawn}) or group (whole entities, "
                 f"data.split.group_column) in {project.config_name}: cut by time, the "
-                f"{', '.join(inferred.one_sided_by_time)} split(s) would hold one "
-                f"{'class' if classifier else 'value'} of the target (the table looks sorted "
-                "by its label), and ingest would refuse them"
+                f"{', '.join(inferred.one_sided_by_time)} split(s) would {held} of the target "
+                "(the table looks sorted by its label), and ingest would refuse them"
             )
         )
 

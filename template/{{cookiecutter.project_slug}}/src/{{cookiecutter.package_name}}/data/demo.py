@@ -16,13 +16,22 @@ from ..config import DemoSourceConfig, Task
 from .schema import ColumnSpec, DataSchema
 
 PLANS = ("basic", "standard", "premium")
+# The multiclass demo's target: what the customer does with their plan in the next 30 days.
+PLAN_CHANGES = ("cancel", "downgrade", "stay", "upgrade")
 REGIONS = ("north", "south", "east", "west")
 CHANNELS = ("web", "store", "partner")
 
 
 def demo_schema(task: Task) -> DataSchema:
-    """The contract the demo data honours, for either task."""
-    if task == "binary_classification":
+    """The contract the demo data honours, for each task."""
+    if task == "multiclass_classification":
+        target = ColumnSpec(
+            name="plan_change",
+            role="target",
+            classes=PLAN_CHANGES,
+            description="what the customer does with their plan within 30 days",
+        )
+    elif task == "binary_classification":
         target = ColumnSpec(
             name="churned",
             role="target",
@@ -113,6 +122,8 @@ def generate_demo(config: DemoSourceConfig, task: Task) -> pd.DataFrame:
     )
     if task == "binary_classification":
         frame["churned"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-score))).astype(int)
+    elif task == "multiclass_classification":
+        frame["plan_change"] = _plan_changes(rng, score, tenure, discount, plan, channel, c)
     else:
         partner = (pd.Series(channel) == "partner").to_numpy()
         growth = 1.0 - 0.08 * np.tanh(score) + (0.01 - 0.03 * c) * tenure / 12 + 0.3 * c * partner
@@ -124,6 +135,37 @@ def generate_demo(config: DemoSourceConfig, task: Task) -> pd.DataFrame:
     frame.loc[rng.uniform(size=n) < 0.03, "discount_rate"] = np.nan
     frame.loc[rng.uniform(size=n) < 0.02, "region"] = None
     return _corrupt(frame, rng, config.invalid_fraction)
+
+
+def _plan_changes(
+    rng: np.random.Generator,
+    churn_score: np.ndarray,
+    tenure: np.ndarray,
+    discount: np.ndarray,
+    plan: np.ndarray,
+    channel: np.ndarray,
+    concept_shift: float,
+) -> np.ndarray:
+    """One of `PLAN_CHANGES` per customer, drawn from a softmax: cancelling follows the churn
+    score, a discount pulls a customer down a plan, tenure pushes one up; premium customers
+    cannot upgrade nor basic ones downgrade. About 45% stay, 20% cancel, 20% upgrade and 14%
+    downgrade; concept drift makes many more cancel, and partner customers upgrade."""
+    partner = (pd.Series(channel) == "partner").to_numpy()
+    logits = np.column_stack(
+        [
+            churn_score + 0.6,
+            -1.2 + 6.0 * discount - 0.01 * tenure,
+            np.zeros(len(plan)),
+            -1.6 + 0.03 * tenure + 1.5 * concept_shift * partner,
+        ]
+    )
+    logits[plan == "basic", 1] = -np.inf
+    logits[plan == "premium", 3] = -np.inf
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
+    drawn = (rng.uniform(size=(len(plan), 1)) > cumulative).sum(axis=1)
+    changes: np.ndarray = np.asarray(PLAN_CHANGES, dtype=object)
+    return np.asarray(changes[np.minimum(drawn, len(PLAN_CHANGES) - 1)])
 
 
 def _corrupt(frame: pd.DataFrame, rng: np.random.Generator, fraction: float) -> pd.DataFrame:

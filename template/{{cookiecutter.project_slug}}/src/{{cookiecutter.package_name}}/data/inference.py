@@ -2,7 +2,7 @@
 
 pandera's own `infer_schema` reads each column's dtype, nullability and observed range; this
 module maps that onto the project's roles (`ColumnSpec`): ranges widened by a margin, text as
-categories, a binary target's two classes, id-like columns left out. Every decision comes with
+categories, a classifier target's classes, id-like columns left out. Every decision comes with
 the reason, which `schema infer` prints as a table and writes as comments in the YAML. No
 value longer than `MAX_TEXT_CHARS` becomes a category or a class, and messages show values cut.
 """
@@ -47,6 +47,14 @@ MOSTLY_NUMBERS = 0.95
 # Likewise, a column where at least this share of values fit `MAX_TEXT_CHARS` is read from those;
 # the longer rest is quarantined at ingest. Otherwise the column is free text, and left out.
 MOSTLY_SHORT = 0.95
+# A multiclass target's values are classes when they are text (at most MAX_CLASSES of them) or
+# whole numbers (at most MAX_NUMBERED_CLASSES): more, or fractions, are a quantity (regression)
+# or an id, and a model with one probability per class would learn little about most of them.
+MAX_CLASSES = 50
+MAX_NUMBERED_CLASSES = 20
+MULTICLASS_WAY = (
+    "set train.task: multiclass_classification in the project's configuration"
+)
 
 Kind = Literal["number", "text", "bool", "datetime", "empty"]
 
@@ -236,6 +244,24 @@ def _same(value: str, other: str) -> bool:
         return False
 
 
+def _not_classes(column: _Column, classes: list[str]) -> str | None:
+    """Why the target's distinct values `classes` are no classes of a classifier, or None: they
+    are text, or a few whole numbers."""
+    if column.kind != "number":
+        if len(classes) <= MAX_CLASSES:
+            return None
+        return f"{len(classes)} distinct texts, more than the {MAX_CLASSES} classes a target takes"
+    whole = bool((column.values.dropna() % 1 == 0).all())
+    if whole and len(classes) <= MAX_NUMBERED_CLASSES:
+        return None
+    if not whole:
+        return f"{len(classes)} distinct numbers, not all whole: a quantity, not classes"
+    return (
+        f"{len(classes)} distinct whole numbers, more than the {MAX_NUMBERED_CLASSES} a "
+        "numbered class may have: a count or a quantity, not classes"
+    )
+
+
 def _binary_target(
     name: str, raw: pd.Series, column: _Column, positive: str | None
 ) -> tuple[ColumnSpec, ColumnDecision]:
@@ -243,14 +269,14 @@ def _binary_target(
     text = _as_text(raw)
     classes = _sorted_values(text)
     if len(classes) != 2:
+        ways = []
+        if len(classes) > 2 and _not_classes(column, classes) is None:
+            ways.append(f"for {len(classes)} classes {MULTICLASS_WAY}")
+        if column.kind == "number":
+            ways.append("for a numeric target set train.task: regression")
         raise DataError(
             f"target {name!r} has {len(classes)} distinct value(s), a binary target has two: "
-            f"{_shown(classes)}"
-            + (
-                "; for a numeric target set train.task: regression"
-                if column.kind == "number"
-                else ""
-            )
+            f"{_shown(classes)}" + "".join(f"; {way}" for way in ways)
         )
     if positive is None:
         chosen = classes[1]
@@ -268,6 +294,32 @@ def _binary_target(
     shares = ", ".join(f"{value!r} {counts[value] / counts.sum():.0%}" for value in classes)
     reason = f"two values ({shares}); {why}"
     return spec, ColumnDecision(name, "target", f"classes {', '.join(classes)}", reason)
+
+
+def _multiclass_target(
+    name: str, raw: pd.Series, column: _Column
+) -> tuple[ColumnSpec, ColumnDecision]:
+    """Three or more classes, as the data holds them ("2.0" stays "2.0"), sorted as a binary
+    target's are (numbers by value): the model's probability columns follow this order."""
+    text = _as_text(raw)
+    classes = _sorted_values(text)
+    shown = _shown(classes)
+    if len(classes) < 3:
+        way = "; for two classes set train.task: binary_classification" if len(classes) == 2 else ""
+        raise DataError(
+            f"target {name!r} has {len(classes)} distinct value(s), a multiclass target has "
+            f"three or more: {shown}{way}"
+        )
+    if (why := _not_classes(column, classes)) is not None:
+        way = "; for a numeric target set train.task: regression" if column.kind == "number" else ""
+        raise DataError(f"target {name!r} holds {why}: {shown}{way}")
+    spec = ColumnSpec(name=name, role="target", classes=tuple(classes))
+    counts = text.value_counts()
+    total = counts.sum()
+    shares = ", ".join(f"{shown_value(value)} {counts[value] / total:.0%}" for value in classes)
+    reason = f"{len(classes)} classes ({shares}), in this order the model's probability columns"
+    declared = f"{len(classes)} classes: {_shown(classes, SHOWN_VALUES)}"
+    return spec, ColumnDecision(name, "target", declared, reason)
 
 
 def _regression_target(name: str, column: _Column) -> tuple[ColumnSpec, ColumnDecision]:
@@ -417,6 +469,23 @@ def _one_sided_by_time(target: pd.Series, times: pd.Series, split: SplitConfig) 
     }
 
 
+def _lacking_by_time(
+    target: pd.Series, times: pd.Series, split: SplitConfig, classes: tuple[str, ...]
+) -> dict[str, list[str]]:
+    """The splits a time split would leave without some of a multiclass target's `classes`,
+    each with the classes it lacks: cut as ingest cuts, on rows with a target and a timestamp."""
+    rows = pd.DataFrame({"time": times, "target": target}).dropna()
+    try:
+        parts = time_split(rows, "time", split).parts()
+    except DataError:
+        return {}  # too few timestamps: ingest says so
+    lacking = {
+        name: [value for value in classes if value not in set(part["target"])]
+        for name, part in parts.items()
+    }
+    return {name: missing for name, missing in lacking.items() if missing}
+
+
 def infer_schema(
     frame: pd.DataFrame,
     task: Task,
@@ -430,8 +499,9 @@ def infer_schema(
 ) -> InferredSchema:
     """The schema `frame` satisfies, for `task`, with the reason for each column's role.
 
-    Raises DataError when the named columns are absent or a binary target has other than two
-    values, so a schema that cannot describe the data is never written.
+    Raises DataError when the named columns are absent, a binary target has other than two
+    values, or a multiclass target fewer than three or values that are no classes, so a schema
+    that cannot describe the data is never written.
     """
     _check_names(frame, target, timestamp, id_column)
     if positive is not None and task != "binary_classification":
@@ -471,6 +541,8 @@ def infer_schema(
                 raise DataError(f"target {name!r}: every value is missing or too long")
             if task == "binary_classification":
                 spec, decision = _binary_target(name, short[name], column, positive)
+            elif task == "multiclass_classification":
+                spec, decision = _multiclass_target(name, short[name], column)
             else:
                 spec, decision = _regression_target(name, column)
             if column.missing:
@@ -496,8 +568,21 @@ def infer_schema(
         typed[id_column] = frame[id_column]
     if duplicates := _duplicates(typed, schema):
         notes.append(duplicates)
-    labels = _as_text(frame[target]) if task == "binary_classification" else columns[target].values
+    classify = task != "regression"
+    labels = _as_text(frame[target]) if classify else columns[target].values
     split = split or SplitConfig()
+    holdout = f"the newest {100 * split.holdout_fraction:g}% of the rows as the holdout"
+    classes = schema.target.classes
+    if task == "multiclass_classification" and classes is not None:
+        lacking = _lacking_by_time(labels.reindex(frame.index), typed[timestamp], split, classes)
+        if lacking:
+            shown = "; ".join(f"{name}: no {_shown(missing)}" for name, missing in lacking.items())
+            notes.append(
+                f"cut by time ({holdout}), the {', '.join(lacking)} split(s) would lack classes "
+                f"of {target} ({shown}): the table looks sorted by its label, and ingest would "
+                "refuse it"
+            )
+        return InferredSchema(schema, tuple(decisions), tuple(notes), rows, tuple(lacking))
     one_sided = _one_sided_by_time(labels.reindex(frame.index), typed[timestamp], split)
     if one_sided:
         what = "class" if task == "binary_classification" else "value"
@@ -506,9 +591,9 @@ def infer_schema(
             for name, value in one_sided.items()
         )
         notes.append(
-            f"cut by time (the newest {100 * split.holdout_fraction:g}% of the rows as the "
-            f"holdout), the {', '.join(one_sided)} split(s) would hold one {what} of {target} "
-            f"({shown}): the table looks sorted by its label, and ingest would refuse it"
+            f"cut by time ({holdout}), the {', '.join(one_sided)} split(s) would hold one {what} "
+            f"of {target} ({shown}): the table looks sorted by its label, and ingest would "
+            "refuse it"
         )
     return InferredSchema(schema, tuple(decisions), tuple(notes), rows, tuple(one_sided))
 

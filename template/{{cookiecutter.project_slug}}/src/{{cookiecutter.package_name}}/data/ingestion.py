@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import ConfigError, Project, load_governance
 from .demo import demo_schema
-from .schema import DataSchema
+from .schema import ColumnSpec, DataSchema, shown_value
 from .snapshot import Snapshot, content_hash, read_snapshot, write_snapshot
 from .sources import DataError, load_source, write_table
 from .split import Split, describe, group_candidates, group_column, split_rows
@@ -120,12 +120,46 @@ def _split_counts(split: Split, target: str) -> dict[str, dict[str, int]]:
     }
 
 
+def _class_counts(split: Split, target: ColumnSpec) -> dict[str, dict[str, int]]:
+    """Rows of each of a multiclass target's classes (by name, every class) in each split."""
+    classes = target.classes or ()
+    return {
+        name: {
+            target.class_name(index): int((part[target.name] == index).sum())
+            for index in range(len(classes))
+        }
+        for name, part in split.parts().items()
+    }
+
+
+def _check_classes(project: Project, split: Split, target: ColumnSpec, remedy: str) -> None:
+    """Every class of a multiclass target in every split, at least `data.min_class_rows` rows
+    of each: a model cannot learn a class its training split lacks, nor be judged on one its
+    holdout lacks. The refusal names each class that falls short, where, and the settings."""
+    minimum = project.config.data.min_class_rows
+    counts = _class_counts(split, target)
+    short = {
+        part: [(name, rows) for name, rows in by_class.items() if rows < minimum]
+        for part, by_class in counts.items()
+    }
+    if lacking := {part: classes for part, classes in short.items() if classes}:
+        shown = "; ".join(
+            f"class {shown_value(name)}: {rows} in {part}"
+            for part, classes in lacking.items()
+            for name, rows in classes
+        )
+        raise DataError(
+            f"the {', '.join(lacking)} split(s) lack a class of {target.name} or hold fewer "
+            f"than data.min_class_rows = {minimum} rows of one ({shown}). {remedy}"
+        )
+
+
 def _other_strategies(project: Project, schema: DataSchema) -> str:
     """How the configured strategy can leave a split one-sided, and which settings change it:
     the other strategies first, by the setting that chooses them."""
     config = project.config
     split = config.data.split
-    classifier = config.train.task == "binary_classification"
+    classifier = config.train.task != "regression"
     fractions = (
         f"data.split.validation_fraction ({split.validation_fraction}) and "
         f"data.split.holdout_fraction ({split.holdout_fraction})"
@@ -159,12 +193,15 @@ def _other_strategies(project: Project, schema: DataSchema) -> str:
 
 
 def check_split(project: Project, split: Split, schema: DataSchema) -> None:
-    """Each split must be able to do its job: for a classifier, hold both classes (at least
+    """Each split must be able to do its job: for a classifier, hold every class (at least
     `data.min_class_rows` each); for a regressor, a target that varies. A refusal names the
     strategy that cut the splits and the others (`data.split.strategy`)."""
     target = schema.target.name
     config = project.config
     remedy = _other_strategies(project, schema)
+    if config.train.task == "multiclass_classification":
+        _check_classes(project, split, schema.target, remedy)
+        return
     if config.train.task == "binary_classification":
         counts = _split_counts(split, target)
         minimum = config.data.min_class_rows

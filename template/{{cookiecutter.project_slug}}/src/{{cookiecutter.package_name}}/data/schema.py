@@ -62,8 +62,10 @@ class ColumnSpec(BaseModel):
     max: float | None = None
     integer: bool = False
     categories: tuple[str, ...] | None = None
-    classes: tuple[str, ...] | None = None  # a binary target's two values, as the data holds them
-    positive: str | None = None  # which of the two classes the model predicts the probability of
+    # A classifier's target values, as the data holds them: a binary target's two, a multiclass
+    # target's three or more (in the order of the model's probability columns).
+    classes: tuple[str, ...] | None = None
+    positive: str | None = None  # binary: which class the model predicts the probability of
 
     @model_validator(mode="after")
     def _coherent(self) -> ColumnSpec:
@@ -72,10 +74,15 @@ class ColumnSpec(BaseModel):
         if (self.classes is not None or self.positive is not None) and self.role != "target":
             raise ValueError(f"{self.name}: only the target takes classes and positive")
         if self.classes is not None:
-            if len(set(self.classes)) != 2:
+            if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
                 raise ValueError(
-                    f"{self.name}: a binary target has exactly two classes, "
+                    f"{self.name}: a target's classes are two or more different values, "
                     f"got {list(self.classes)}"
+                )
+            if self.positive is not None and len(self.classes) != 2:
+                raise ValueError(
+                    f"{self.name}: positive names a binary target's scored class; a target "
+                    f"with {len(self.classes)} classes takes none"
                 )
             if self.positive is not None and self.positive not in self.classes:
                 raise ValueError(
@@ -104,11 +111,14 @@ class ColumnSpec(BaseModel):
         return self.role == "numeric" or (self.role == "target" and self.classes is None)
 
     def label(self, value: Any) -> float | None:
-        """A target value as the model sees it (1.0 for the positive class, 0.0 for the other,
-        the number itself for regression), or None when it is outside the target's domain."""
+        """A target value as the model sees it (binary: 1.0 for the positive class, 0.0 for the
+        other; multiclass: the class's index in `classes`, 0.0 to K-1; regression: the number
+        itself), or None when it is outside the target's domain."""
         if self.classes is not None:
-            for name in self.classes:
+            for index, name in enumerate(self.classes):
                 if _same_value(value, name):
+                    if self.is_multiclass:
+                        return float(index)
                     return 1.0 if name == self.positive_class else 0.0
             return None
         number = _finite(value)
@@ -119,9 +129,21 @@ class ColumnSpec(BaseModel):
         return None if too_low or too_high else number
 
     @property
+    def is_multiclass(self) -> bool:
+        """A target of three or more classes (`for_task` holds it to multiclass_classification)."""
+        return self.classes is not None and len(self.classes) > 2
+
+    def class_name(self, label: float) -> str:
+        """The class a multiclass label (an index, as `label` maps it) stands for."""
+        assert self.classes is not None, "a classifier's target"
+        assert self.is_multiclass, "a multiclass target"
+        return self.classes[int(label)]
+
+    @property
     def positive_class(self) -> str | None:
-        """The class scored as 1 (the second class unless `positive` names the first)."""
-        if self.classes is None:
+        """A binary target's class scored as 1 (the second class unless `positive` names the
+        first); None for a multiclass or regression target."""
+        if self.classes is None or self.is_multiclass:
             return None
         return self.positive if self.positive is not None else self.classes[1]
 
@@ -184,10 +206,23 @@ class DataSchema(BaseModel):
 
     def for_task(self, task: str) -> DataSchema:
         """The schema as the task reads it: a binary target without declared classes holds
-        0 and 1 (1 positive); a regression target must not declare classes."""
+        0 and 1 (1 positive); a multiclass target declares its three or more classes; a
+        regression target must not declare classes."""
         target = self.target
         if task == "regression" and target.classes is not None:
             raise ValueError(f"{target.name}: a regression target takes no classes")
+        count = len(target.classes or ())
+        if task == "multiclass_classification" and count < 3:
+            raise ValueError(
+                f"{target.name}: a multiclass_classification target declares its classes, three "
+                f"or more (it has {count or 'none'})"
+                + (": two classes are train.task: binary_classification" if count == 2 else "")
+            )
+        if task == "binary_classification" and count > 2:
+            raise ValueError(
+                f"{target.name}: a binary target has two classes, this one {count}: set "
+                "train.task: multiclass_classification in the project's configuration"
+            )
         if task != "binary_classification" or target.classes is not None:
             return self
         binary = target.model_copy(

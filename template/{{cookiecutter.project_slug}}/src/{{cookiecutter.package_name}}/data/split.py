@@ -166,7 +166,7 @@ def split_rows(frame: pd.DataFrame, schema: DataSchema, config: SplitConfig, tas
     """The valid rows cut by `config.strategy`; the group column is assumed checked
     (`ingestion.split_column_problem`)."""
     if config.strategy == "random":
-        return random_split(frame, schema, config, stratify=task == "binary_classification")
+        return random_split(frame, schema, config, stratify=task != "regression")
     if config.strategy == "group":
         column = group_column(config, schema)
         assert column is not None, "checked when the schema is read"
@@ -195,7 +195,7 @@ def describe(config: SplitConfig, schema: DataSchema, task: Task) -> dict[str, A
         )
         return described | {"holdout": holdout}
     if config.strategy == "random":
-        stratified = task == "binary_classification"
+        stratified = task != "regression"
         by_class = ", stratified by class" if stratified else ""
         holdout = (
             f"{share} of the rows drawn at random{by_class} (seed {config.seed}), not the newest: "
