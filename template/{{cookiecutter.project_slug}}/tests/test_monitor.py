@@ -12,6 +12,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project
 from {{ cookiecutter.package_name }}.data import generate_demo, ingest, project_schema, read_snapshot, write_table
+from {{ cookiecutter.package_name }}.families import lookup
 from {{ cookiecutter.package_name }}.features import model_input
 from {{ cookiecutter.package_name }}.loop import retrain
 from {{ cookiecutter.package_name }}.monitor import monitor
@@ -234,7 +235,6 @@ def test_a_warm_start_continues_from_the_champion(tmp_path: Path) -> None:
     client = Store.open(newer).client
     tag = client.get_run(second.run_id).data.tags["warm_started_from"]
     assert client.get_run(first.run_id).data.tags["warm_started_from"] == "none"
-    warm_startable = newer.config.train.model_family == "hist_gradient_boosting" or (
-        newer.config.train.task == "binary_classification"
-    )
+    settings = newer.config.train
+    warm_startable = settings.task in lookup(settings.model_family).warm_start
     assert tag == ("v1" if warm_startable else "none")

@@ -18,6 +18,7 @@ from sklearn.preprocessing import RobustScaler
 
 from {{ cookiecutter.package_name }}.config import ModelFamily, Project
 from {{ cookiecutter.package_name }}.data import Snapshot, ingest, read_snapshot
+from {{ cookiecutter.package_name }}.families import FAMILIES as REGISTERED
 from {{ cookiecutter.package_name }}.scoring import (
     COMPILED,
     SCIKIT_LEARN,
@@ -38,7 +39,8 @@ from .conftest import write_project
 
 pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
 
-FAMILIES: list[ModelFamily] = ["hist_gradient_boosting", "linear", "baseline"]
+# Every registered family with a compiled form (tests/test_families.py covers the others).
+FAMILIES: list[ModelFamily] = [kind for kind, f in REGISTERED.items() if f.compile is not None]
 CALIBRATIONS = ["sigmoid", "isotonic", "none"]
 
 

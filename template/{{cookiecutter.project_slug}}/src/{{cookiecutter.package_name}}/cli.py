@@ -19,12 +19,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
+import click
 import typer
 from typer.core import TyperGroup
 
-from .config import ModelFamily
 from .errors import ProjectError
 from .exit_codes import ExitCode
+from .families import KINDS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -239,7 +240,11 @@ def ingest_command(config: ConfigOption = DEFAULT_CONFIG) -> None:
 def train_command(
     config: ConfigOption = DEFAULT_CONFIG,
     family: Annotated[
-        ModelFamily | None, typer.Option(help="Train this family instead of the configured one.")
+        str | None,
+        typer.Option(
+            help="Train this family instead of the configured one.",
+            click_type=click.Choice(KINDS),
+        ),
     ] = None,
     snapshot: Annotated[
         str | None, typer.Option(help="Snapshot id; the latest by default.")

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..config import Task
 from ..data import DataSchema
+from ..families import Family
 from ..features import model_input, records_frame
 from ..metrics import decisions, predict_scores
 from .compiled import CompiledModel
@@ -156,15 +157,17 @@ def write_scorer(
     folder: Path,
     *,
     enabled: bool = True,
+    family: Family | None = None,
 ) -> Verification:
-    """Compile and verify `model`; the compiled form goes to `folder` only when it passed.
+    """Compile and verify `model` (read by `family`'s hook, when given); the compiled form goes
+    to `folder` only when it passed.
 
     The verdict is written either way, so a version without the compiled form says why."""
     if not enabled:
         verification = Verification(0, None, 0, TURNED_OFF)
     else:
         try:
-            compiled = compile_model(model)
+            compiled = compile_model(model, family)
         except CompileError as error:
             verification = Verification(0, None, 0, str(error))
         else:
