@@ -1,11 +1,13 @@
-"""Sessions of the template repository: `nox -s tests`, `nox -s lint`, `nox -s demo`, and the
-measurements `nox -s bench` and `nox -s reliability`."""
+"""Sessions of the template repository: `nox -s tests`, `nox -s lint`, `nox -s demo`, the
+measurements `nox -s bench` and `nox -s reliability`, and the generators `nox -s families` and
+`nox -s import-names`."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -177,6 +179,15 @@ def reliability(session: nox.Session) -> None:
     session never measure a project the other has just logged predictions into.
     """
     measure(session, "reliability.py", project="reliability-project", report="reliability.json")
+
+
+@nox.session(venv_backend="none")
+def families(session: nox.Session) -> None:
+    """Regenerate copier.yml's `model_family` choices, template/cookiecutter.json's list and the
+    family table in docs/questions.md from the package's families/ modules
+    (tests/model_families.py, standard library only)."""
+    script = ROOT / "tests" / "model_families.py"
+    session.run(sys.executable, str(script), "--write", external=True)
 
 
 @nox.session(name="import-names")
