@@ -34,7 +34,7 @@ from {{ cookiecutter.package_name }}.serve.registry import version_scorer
 from {{ cookiecutter.package_name }}.store import Store
 from {{ cookiecutter.package_name }}.train import train
 
-from .conftest import ROOT, cli
+from .conftest import ROOT, MakeProject, cli
 
 UNKNOWN = "gradient_boosting"
 
@@ -93,7 +93,10 @@ def test_a_family_declares_what_its_entry_expects(kind: str) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.answers
-def test_every_family_trains_compiles_or_says_why_registers_and_scores(project: Project) -> None:
+def test_every_family_trains_compiles_or_says_why_registers_and_scores(
+    make_project: MakeProject,
+) -> None:
+    project = make_project(rows=1_500)  # one training per family, in every option set
     ingest(project)
     snapshot = read_snapshot(project.snapshots_dir)
     task = project.config.train.task
