@@ -133,9 +133,13 @@ def bench(session: nox.Session) -> None:
     same service through scikit-learn, `mlflow models serve`; then `python -c pass`,
     `<package> --help` and `<package> models` from the project's venv.
 
-    Prints two tables and writes JSON: `.bench/serve.json` (`-- --out <path>` and the other
-    options of benchmarks/serve_bench.py pass through to it) and `.bench/cli.json`
-    (benchmarks/cli_bench.py with its defaults). Targets are reported, not asserted.
+    Then every model family's compiled form against its library's own predict, one row and a
+    batch of 10,000 (benchmarks/family_bench.py, which installs every family's extra).
+
+    Prints three tables and writes JSON: `.bench/serve.json` (`-- --out <path>` and the other
+    options of benchmarks/serve_bench.py pass through to it), `.bench/cli.json`
+    (benchmarks/cli_bench.py with its defaults) and `.bench/families.json`. Targets are
+    reported, not asserted.
     """
     folder = measure(session, "serve_bench.py", project="project", report="serve.json")
     session.run(
@@ -145,6 +149,14 @@ def bench(session: nox.Session) -> None:
         str(folder),
         "--out",
         str(ROOT / ".bench" / "cli.json"),
+    )
+    session.run(
+        "python",
+        str(ROOT / "benchmarks" / "family_bench.py"),
+        "--project",
+        str(folder),
+        "--out",
+        str(ROOT / ".bench" / "families.json"),
     )
 
 

@@ -1,20 +1,26 @@
 """Model families behind one registry (`families/`): every registered family trains, compiles
-or says that scikit-learn scores it, registers and scores; an unknown one is refused by name.
+(verified) or says that its library scores it, registers, serves over HTTP, batch-scores and
+warm-starts where it can, on the project's task; an unknown one is refused by name.
 
 Each family has one entry in `EXPECTED`: what its module declares, seen from outside. A family
-without an entry fails here, so adding a family is its module plus its entry."""
+without an entry fails here, so adding a family is its module plus its entry (and, for a library
+beyond scikit-learn, its extra in pyproject.toml, which a test here checks)."""
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, get_args
 
+import pandas as pd
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 import {{ cookiecutter.package_name }}.families as registry
 from {{ cookiecutter.package_name }}.config import ConfigError, Project, Task, parse_config
-from {{ cookiecutter.package_name }}.data import ingest, read_snapshot
+from {{ cookiecutter.package_name }}.data import ingest, read_snapshot, write_table
 from {{ cookiecutter.package_name }}.families import (
     FAMILIES,
     KINDS,
@@ -30,11 +36,14 @@ from {{ cookiecutter.package_name }}.scoring import (
     SCORE_TOLERANCE,
     request_records,
 )
+from {{ cookiecutter.package_name }}.serve import batch_predict
 from {{ cookiecutter.package_name }}.serve.registry import version_scorer
-from {{ cookiecutter.package_name }}.store import Store
+from {{ cookiecutter.package_name }}.store import CHAMPION, Store
 from {{ cookiecutter.package_name }}.train import train
 
-from .conftest import ROOT, MakeProject, cli
+from .conftest import ROOT, cli, running, write_project
+
+pytestmark = pytest.mark.task_family_only
 
 UNKNOWN = "gradient_boosting"
 
@@ -61,10 +70,20 @@ EXPECTED: dict[str, Expected] = {
         compiled=True,
         warm_starts=frozenset({"binary_classification", "regression"}),
     ),
+    "lightgbm": Expected(
+        {"binary_classification": "LGBMClassifier", "regression": "LGBMRegressor"},
+        compiled=True,
+        warm_starts=frozenset({"binary_classification", "regression"}),
+    ),
     "linear": Expected(
         {"binary_classification": "LogisticRegression", "regression": "Ridge"},
         compiled=True,
         warm_starts=frozenset({"binary_classification"}),
+    ),
+    "xgboost": Expected(
+        {"binary_classification": "XGBClassifier", "regression": "XGBRegressor"},
+        compiled=True,
+        warm_starts=frozenset({"binary_classification", "regression"}),
     ),
 }
 
@@ -92,33 +111,88 @@ def test_a_family_declares_what_its_entry_expects(kind: str) -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.answers
-def test_every_family_trains_compiles_or_says_why_registers_and_scores(
-    make_project: MakeProject,
-) -> None:
-    project = make_project(rows=1_500)  # one training per family, in every option set
+def test_every_family_trains_serves_batch_scores_and_warm_starts(tmp_path: Path) -> None:
+    # One small project for every family, in every option set: each one's task.
+    project = write_project(
+        tmp_path / "families", sections={"train": {"warm_start": True}}, rows=1_500
+    )
     ingest(project)
     snapshot = read_snapshot(project.snapshots_dir)
     task = project.config.train.task
     rows = snapshot.holdout.head(200)
+    source = tmp_path / "to_score.csv"
+    write_table(rows.drop(columns=[snapshot.schema.target.name]), source)
+    requests = request_records(rows, snapshot.schema)
     store = Store.open(project)
     for kind in KINDS:
         result = train(project, family=kind)
-        tags = store.client.get_model_version(store.model_name, result.version).tags
+        version = str(result.version)
+        tags = store.client.get_model_version(store.model_name, version).tags
         assert tags["model_family"] == kind
         if EXPECTED[kind].compiled:
             assert tags["scoring"] == COMPILED, tags.get("compiled_refused")
         else:
             assert tags["scoring"] == SCIKIT_LEARN
             assert f"the {kind} family has no compiled form" in tags["compiled_refused"]
-        scorer = version_scorer(store, result.version)
-        assert scorer.kind == tags["scoring"]
         expected = predict_scores(
-            store.load_version(result.version), model_input(rows, snapshot.schema), task
+            store.load_version(version), model_input(rows, snapshot.schema), task
         )
-        scores = scorer.score_records(request_records(rows, snapshot.schema))
-        assert scores == pytest.approx(expected, abs=SCORE_TOLERANCE)
-    assert len(store.versions()) == len(KINDS)
+        scorer = version_scorer(store, version)
+        assert scorer.kind == tags["scoring"]
+        close = pytest.approx(expected, abs=SCORE_TOLERANCE, rel=SCORE_TOLERANCE)
+        assert scorer.score_records(requests) == close
+
+        store.set_alias(CHAMPION, version)
+        with running(project) as client:
+            answer = client.post("/predict", json=requests[0])
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["model_version"] == version
+            assert answer.json()["prediction"] == pytest.approx(
+                expected[0], abs=SCORE_TOLERANCE, rel=SCORE_TOLERANCE
+            )
+        batch = batch_predict(project, source, tmp_path / f"{kind}.parquet")
+        assert (batch.rows_scored, batch.scoring) == (len(rows), tags["scoring_frames"])
+        assert pd.read_parquet(batch.output)["prediction"].to_numpy() == close
+
+        again = train(project, family=kind)
+        warm_from = store.client.get_run(again.run_id).data.tags["warm_started_from"]
+        assert warm_from == (f"v{version}" if task in EXPECTED[kind].warm_starts else "none")
+    assert len(store.versions()) == 2 * len(KINDS)
+
+
+def test_every_offered_family_has_its_extra_and_the_tests_install_each() -> None:
+    """A family's library is its extra in pyproject.toml, named as its `requirements` name it;
+    the project installs the extra of its own family, the test group every family's library."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = pyproject["project"]["optional-dependencies"]
+    tested = {Requirement(r).name for r in pyproject["dependency-groups"]["test"]}
+    for family in FAMILIES.values():
+        if not family.offered:
+            continue
+        assert family.kind in extras, f"pyproject.toml has no {family.kind} extra"
+        needs = {Requirement(r).name for r in extras[family.kind]}
+        assert needs == set(family.requirements)
+        assert needs <= tested
+    own = [Requirement(r) for r in pyproject["project"]["dependencies"]]
+    chosen = [r.extras for r in own if r.name == pyproject["project"]["name"]]
+    assert len(chosen) == 1
+    assert chosen[0] <= set(extras)
+
+
+def test_a_family_whose_library_is_missing_names_its_extra() -> None:
+    def needs_a_library(_params: Any, _seed: int) -> Any:
+        import a_library_nobody_installed  # type: ignore[import-not-found]  # noqa: F401
+
+        raise AssertionError("unreachable")
+
+    missing = Family(
+        kind="boosted",
+        title="a family whose library is not installed",
+        estimators={"binary_classification": needs_a_library, "regression": needs_a_library},
+    )
+    needs = r"needs the a_library_nobody_installed package.*\.\[boosted\]"
+    with pytest.raises(FamilyError, match=needs):
+        missing.estimator("regression", {}, 0)
 
 
 @pytest.mark.answers

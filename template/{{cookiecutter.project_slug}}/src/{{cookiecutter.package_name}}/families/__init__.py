@@ -16,13 +16,14 @@ import pkgutil
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from .base import Family, FamilyError, Params
+from .base import Continuation, Family, FamilyError, Params
 
 __all__ = [
     "BASELINE",
     "FAMILIES",
     "KINDS",
     "SUPPORT_MODULES",
+    "Continuation",
     "Family",
     "FamilyError",
     "Params",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import Family, Params
+from .base import Continuation, Family, Params
 
 if TYPE_CHECKING:
     from .forms import Form, Link
@@ -29,13 +29,13 @@ def _regressor(params: Params, seed: int) -> Any:
     return HistGradientBoostingRegressor(**{"random_state": seed, **params})
 
 
-def _more_trees(fitted: Any, params: Params) -> dict[str, Any] | None:
+def _more_trees(fitted: Any, params: Params) -> Continuation | None:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     if not isinstance(fitted, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
         return None
     extra = int(params.get("max_iter", 100) or 100)
-    return {"warm_start": True, "max_iter": fitted.n_iter_ + extra}
+    return Continuation(params={"warm_start": True, "max_iter": fitted.n_iter_ + extra})
 
 
 def _trees(estimator: Any, _width: int) -> tuple[Form, Link] | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import Family, Params
+from .base import Continuation, Family, Params
 
 if TYPE_CHECKING:
     from .forms import Form, Link
@@ -26,10 +26,12 @@ def _ridge(params: Params, _seed: int) -> Any:
     return Ridge(**params)
 
 
-def _reuse_weights(fitted: Any, _params: Params) -> dict[str, Any] | None:
+def _reuse_weights(fitted: Any, _params: Params) -> Continuation | None:
     from sklearn.linear_model import LogisticRegression
 
-    return {"warm_start": True} if isinstance(fitted, LogisticRegression) else None
+    if not isinstance(fitted, LogisticRegression):
+        return None
+    return Continuation(params={"warm_start": True})
 
 
 def _dot_product(estimator: Any, _width: int) -> tuple[Form, Link] | None:

@@ -120,13 +120,17 @@ Block = NumericBlock | CategoricalBlock
 
 @dataclass(frozen=True)
 class Calibration:
-    """A classifier's probability from its raw score: Platt's sigmoid or an isotonic step line."""
+    """A classifier's probability from its raw score: Platt's sigmoid or an isotonic step line.
+
+    scikit-learn calibrates a model's `decision_function` where it has one (the raw score), else
+    its probability (LightGBM's and XGBoost's estimators have none): `of_probability` says so."""
 
     method: Literal["sigmoid", "isotonic"]
     a: float = 0.0
     b: float = 0.0
     x: np.ndarray = field(default_factory=lambda: np.zeros(0))
     y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    of_probability: bool = False
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
         if self.method == "sigmoid":
@@ -146,7 +150,11 @@ class CompiledModel:
     def _scores(self, features: np.ndarray) -> np.ndarray:
         raw = self.model.raw(features)
         if self.calibration is not None:
-            return np.asarray(np.clip(self.calibration.apply(raw), 0.0, 1.0))
+            read = self._linked(raw) if self.calibration.of_probability else raw
+            return np.asarray(np.clip(self.calibration.apply(read), 0.0, 1.0))
+        return self._linked(raw)
+
+    def _linked(self, raw: np.ndarray) -> np.ndarray:
         if self.link == "logistic":
             return np.asarray(1.0 / (1.0 + np.exp(-raw)), dtype=np.float64)
         return np.asarray(np.exp(raw)) if self.link == "exp" else raw
@@ -195,7 +203,12 @@ class CompiledModel:
         calibration = None
         if self.calibration is not None:
             c = self.calibration
-            calibration = {"method": c.method, "a": c.a, "b": c.b}
+            calibration = {
+                "method": c.method,
+                "a": c.a,
+                "b": c.b,
+                "of_probability": c.of_probability,
+            }
             arrays["calibration.x"], arrays["calibration.y"] = c.x, c.y
         layout = {
             "format": FORMAT,
@@ -235,6 +248,11 @@ class CompiledModel:
         calibration = None
         if (c := layout["calibration"]) is not None:
             calibration = Calibration(
-                c["method"], c["a"], c["b"], arrays["calibration.x"], arrays["calibration.y"]
+                c["method"],
+                c["a"],
+                c["b"],
+                arrays["calibration.x"],
+                arrays["calibration.y"],
+                of_probability=bool(c.get("of_probability", False)),  # absent before LightGBM
             )
         return cls(tuple(blocks), model, layout["link"], calibration)

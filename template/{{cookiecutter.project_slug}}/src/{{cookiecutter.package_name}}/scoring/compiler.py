@@ -52,14 +52,15 @@ def _calibration(calibrated: CalibratedClassifierCV) -> tuple[Calibration, Any]:
     if len(member.calibrators) != 1:
         raise CompileError("only a binary classifier's calibration can be compiled")
     calibrator = member.calibrators[0]
+    # scikit-learn calibrates the decision function where the model has one, else the probability.
+    of_probability = not hasattr(member.estimator, "decision_function")
     if calibrated.method == "sigmoid":
-        return Calibration(
-            "sigmoid", a=float(calibrator.a_), b=float(calibrator.b_)
-        ), member.estimator
+        a, b = float(calibrator.a_), float(calibrator.b_)
+        return Calibration("sigmoid", a=a, b=b, of_probability=of_probability), member.estimator
     if calibrated.method == "isotonic" and calibrator.increasing_:
         x = np.asarray(calibrator.X_thresholds_, dtype=np.float64)
         y = np.asarray(calibrator.y_thresholds_, dtype=np.float64)
-        return Calibration("isotonic", x=x, y=y), member.estimator
+        return Calibration("isotonic", x=x, y=y, of_probability=of_probability), member.estimator
     raise CompileError(f"calibration method {calibrated.method!r} has no compiled form")
 
 

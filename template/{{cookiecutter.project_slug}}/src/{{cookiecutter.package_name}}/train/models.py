@@ -23,11 +23,11 @@ def continue_fitting(
     """
     model = copy.deepcopy(pipeline)
     estimator = model.named_steps["model"]
-    settings = family.continuing(task, estimator, params)
-    if settings is None:
+    continuation = family.continuing(task, estimator, params)
+    if continuation is None:
         raise ValueError(f"the {family.kind} family cannot continue a {type(estimator).__name__}")
-    estimator.set_params(**settings)
-    estimator.fit(model[:-1].transform(rows), target)
+    estimator.set_params(**continuation.params)
+    estimator.fit(model[:-1].transform(rows), target, **continuation.fit_args)
     return model
 
 

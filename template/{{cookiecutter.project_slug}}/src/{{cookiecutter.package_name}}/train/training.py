@@ -303,10 +303,11 @@ def _register(
 
 def _trusted_types(model: Any, family: Family) -> list[str]:
     """skops loads only types it is told to trust: we trust those scikit-learn and numpy define,
-    and those of the modules the family names."""
-    modules = {*TRUSTED_MODULES, *family.trusted_modules}
+    and those the family names (its library's modules, or single types)."""
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    return [name for name in untrusted if name.split(".")[0] in modules]
+    return [
+        name for name in untrusted if name.split(".")[0] in TRUSTED_MODULES or family.trusts(name)
+    ]
 
 
 def _requirements(family: Family) -> list[str]:
