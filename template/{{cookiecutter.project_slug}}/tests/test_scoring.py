@@ -37,7 +37,9 @@ from {{ cookiecutter.package_name }}.train.training import fit_model
 
 from .conftest import write_project
 
-pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+# Every test reads files the answers shape (tests/answers.py), and only through the task and the
+# model family: its projects come from write_project, which sets their data source.
+pytestmark = [pytest.mark.answers, pytest.mark.task_family_only]
 
 # Every registered family with a compiled form (tests/test_families.py covers the others).
 FAMILIES: list[ModelFamily] = [kind for kind, f in REGISTERED.items() if f.compile is not None]

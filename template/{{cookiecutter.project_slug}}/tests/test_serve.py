@@ -40,7 +40,9 @@ from {{ cookiecutter.package_name }}.train import train
 from .conftest import first_champion, free_port, running, write_project
 from .test_prediction_log import fault_folder, immutable, locked
 
-pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+# Every test reads files the answers shape (tests/answers.py), and only through the task and the
+# model family: its projects come from write_project, which sets their data source.
+pytestmark = [pytest.mark.answers, pytest.mark.task_family_only]
 
 FAST = {
     "registry_poll_seconds": 0.2,
