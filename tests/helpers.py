@@ -128,12 +128,17 @@ OPTION_SETS: list[OptionSet] = [
 SLOW_OPTION_SETS: list[OptionSet] = [
     OptionSet("default", {}),
     OptionSet(
-        "regression-linear",
-        {"task": "regression", "model_family": "linear", "python_version": "3.11"},
+        "regression-lightgbm",
+        {"task": "regression", "model_family": "lightgbm", "python_version": "3.11"},
     ),
     OptionSet(
-        "file-csv",
-        {"data_source": "file", "data_path": "data/raw/events.csv", "python_version": "3.11"},
+        "file-csv-xgboost",
+        {
+            "data_source": "file",
+            "data_path": "data/raw/events.csv",
+            "python_version": "3.11",
+            "model_family": "xgboost",
+        },
     ),
 ]
 

@@ -12,8 +12,9 @@ projects by mistake. Without the option it does nothing: the team's own tests ne
 
 A test whose projects come from `write_project` (which sets their data source) reads the answers
 only through the task and the model family: `@pytest.mark.task_family_only` says so, and an
-option set that changes neither (another data source) leaves it out. That marker is declared,
-not watched: give it only to tests whose every project is made that way.
+option set with the same task (another data source, another family: tests/test_families.py
+runs every family in every project) leaves it out. That marker is declared, not watched: give
+it only to tests whose every project is made that way.
 
 Loaded by tests/conftest.py (`pytest_plugins`); standard library and pytest only, so that the
 template's own tests can read `ANSWER_FILES` without installing the project.

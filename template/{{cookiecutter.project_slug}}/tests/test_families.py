@@ -8,6 +8,7 @@ beyond scikit-learn, its extra in pyproject.toml, which a test here checks)."""
 
 from __future__ import annotations
 
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,20 +114,25 @@ def test_a_family_declares_what_its_entry_expects(kind: str) -> None:
 @pytest.mark.e2e
 def test_every_family_trains_serves_batch_scores_and_warm_starts(tmp_path: Path) -> None:
     # One small project for every family, in every option set: each one's task.
-    project = write_project(
-        tmp_path / "families", sections={"train": {"warm_start": True}}, rows=1_500
-    )
+    fast_polls = {"registry_poll_seconds": 0.2}
+    sections = {"train": {"warm_start": True}, "serve": fast_polls}
+    project = write_project(tmp_path / "families", sections=sections, rows=1_500)
     ingest(project)
     snapshot = read_snapshot(project.snapshots_dir)
-    task = project.config.train.task
+    task, target = project.config.train.task, snapshot.schema.target.name
     rows = snapshot.holdout.head(200)
     source = tmp_path / "to_score.csv"
-    write_table(rows.drop(columns=[snapshot.schema.target.name]), source)
+    write_table(rows.drop(columns=[target]), source)
     requests = request_records(rows, snapshot.schema)
+    # The first row as a client sends it: every column but the target, in JSON values.
+    first = rows.head(1).drop(columns=[target]).astype(object)
+    body = {str(k): v for k, v in first.where(first.notna(), None).iloc[0].items()}
+    body[snapshot.schema.timestamp_column] = str(body[snapshot.schema.timestamp_column])
     store = Store.open(project)
-    for kind in KINDS:
-        result = train(project, family=kind)
-        version = str(result.version)
+
+    versions: dict[str, str] = {}
+    for kind in KINDS:  # trained, verified or said why, registered, scored in batch
+        version = versions[kind] = str(train(project, family=kind).version)
         tags = store.client.get_model_version(store.model_name, version).tags
         assert tags["model_family"] == kind
         if EXPECTED[kind].compiled:
@@ -137,23 +143,34 @@ def test_every_family_trains_serves_batch_scores_and_warm_starts(tmp_path: Path)
         expected = predict_scores(
             store.load_version(version), model_input(rows, snapshot.schema), task
         )
+        close = pytest.approx(expected, abs=SCORE_TOLERANCE, rel=SCORE_TOLERANCE)
         scorer = version_scorer(store, version)
         assert scorer.kind == tags["scoring"]
-        close = pytest.approx(expected, abs=SCORE_TOLERANCE, rel=SCORE_TOLERANCE)
         assert scorer.score_records(requests) == close
-
         store.set_alias(CHAMPION, version)
-        with running(project) as client:
-            answer = client.post("/predict", json=requests[0])
-            assert answer.status_code == 200, answer.text
-            assert answer.json()["model_version"] == version
-            assert answer.json()["prediction"] == pytest.approx(
-                expected[0], abs=SCORE_TOLERANCE, rel=SCORE_TOLERANCE
-            )
         batch = batch_predict(project, source, tmp_path / f"{kind}.parquet")
         assert (batch.rows_scored, batch.scoring) == (len(rows), tags["scoring_frames"])
         assert pd.read_parquet(batch.output)["prediction"].to_numpy() == close
 
+    with running(project) as client:  # served: the service follows champion to each family
+        for kind, version in versions.items():
+            store.set_alias(CHAMPION, version)
+            deadline = time.monotonic() + 30
+            while (answer := client.post("/predict", json=body)).json().get(
+                "model_version"
+            ) != version:
+                assert answer.status_code == 200, answer.text
+                assert time.monotonic() < deadline, f"the service did not switch to {kind}"
+                time.sleep(0.1)
+            expected = predict_scores(
+                store.load_version(version), model_input(rows.head(1), snapshot.schema), task
+            )
+            assert answer.json()["prediction"] == pytest.approx(
+                expected[0], abs=SCORE_TOLERANCE, rel=SCORE_TOLERANCE
+            )
+
+    for kind, version in versions.items():  # a retrain continues the champion where it can
+        store.set_alias(CHAMPION, version)
         again = train(project, family=kind)
         warm_from = store.client.get_run(again.run_id).data.tags["warm_started_from"]
         assert warm_from == (f"v{version}" if task in EXPECTED[kind].warm_starts else "none")

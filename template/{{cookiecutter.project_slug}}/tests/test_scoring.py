@@ -76,6 +76,11 @@ def test_every_family_scores_as_scikit_learn_does(
     model = fit_model(_calibrated(project, calibration), snapshot, family)
     compiled = compile_model(model)
     verification = verify(compiled, model, snapshot.holdout, snapshot.schema, task)
+    if family in FLOAT32 and calibration == "isotonic" and verification.refused is not None:
+        # An isotonic step can stretch XGBoost's float32 rounding (1e-7) past the tolerance:
+        # the compiled form is then refused, and the library scores the version.
+        assert verification.refused.startswith("a score differs from"), verification.refused
+        return
     assert verification.refused is None, verification.summary()
     assert verification.max_abs_diff is not None
     # float64 like the library, but XGBoost, which adds its trees in float32
