@@ -1,11 +1,13 @@
-"""Sessions of the template repository: `nox -s tests`, `nox -s lint`, `nox -s demo`, and the
-measurements `nox -s bench` and `nox -s reliability`."""
+"""Sessions of the template repository: `nox -s tests`, `nox -s lint`, `nox -s demo`, the
+measurements `nox -s bench` and `nox -s reliability`, and the generators `nox -s families` and
+`nox -s import-names`."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -131,9 +133,13 @@ def bench(session: nox.Session) -> None:
     same service through scikit-learn, `mlflow models serve`; then `python -c pass`,
     `<package> --help` and `<package> models` from the project's venv.
 
-    Prints two tables and writes JSON: `.bench/serve.json` (`-- --out <path>` and the other
-    options of benchmarks/serve_bench.py pass through to it) and `.bench/cli.json`
-    (benchmarks/cli_bench.py with its defaults). Targets are reported, not asserted.
+    Then every model family's compiled form against its library's own predict, one row and a
+    batch of 10,000 (benchmarks/family_bench.py, which installs every family's extra).
+
+    Prints three tables and writes JSON: `.bench/serve.json` (`-- --out <path>` and the other
+    options of benchmarks/serve_bench.py pass through to it), `.bench/cli.json`
+    (benchmarks/cli_bench.py with its defaults) and `.bench/families.json`. Targets are
+    reported, not asserted.
     """
     folder = measure(session, "serve_bench.py", project="project", report="serve.json")
     session.run(
@@ -143,6 +149,14 @@ def bench(session: nox.Session) -> None:
         str(folder),
         "--out",
         str(ROOT / ".bench" / "cli.json"),
+    )
+    session.run(
+        "python",
+        str(ROOT / "benchmarks" / "family_bench.py"),
+        "--project",
+        str(folder),
+        "--out",
+        str(ROOT / ".bench" / "families.json"),
     )
 
 
@@ -177,6 +191,15 @@ def reliability(session: nox.Session) -> None:
     session never measure a project the other has just logged predictions into.
     """
     measure(session, "reliability.py", project="reliability-project", report="reliability.json")
+
+
+@nox.session(venv_backend="none")
+def families(session: nox.Session) -> None:
+    """Regenerate copier.yml's `model_family` choices, template/cookiecutter.json's list and the
+    family table in docs/questions.md from the package's families/ modules
+    (tests/model_families.py, standard library only)."""
+    script = ROOT / "tests" / "model_families.py"
+    session.run(sys.executable, str(script), "--write", external=True)
 
 
 @nox.session(name="import-names")

@@ -87,8 +87,13 @@ OPTION_SETS: list[OptionSet] = [
         {"task": "regression", "model_family": "linear", "python_version": "3.12"},
     ),
     OptionSet(
-        "file-csv-py313",
-        {"data_source": "file", "data_path": "data/raw/events.csv", "python_version": "3.13"},
+        "file-csv-lightgbm-py313",
+        {
+            "data_source": "file",
+            "data_path": "data/raw/events.csv",
+            "python_version": "3.13",
+            "model_family": "lightgbm",
+        },
     ),
     OptionSet(
         "file-parquet-linear",
@@ -107,6 +112,7 @@ OPTION_SETS: list[OptionSet] = [
             "description": "Scores churn risk for Acme's <premium> customers & partners.",
             "author_name": "Zoë O'Brien",
             "author_email": "zoe.obrien+ml@acme.example.org",
+            "model_family": "xgboost",
         },
         derived={
             "project_slug": "acme-churn-risk-scorer-v2",
@@ -122,12 +128,17 @@ OPTION_SETS: list[OptionSet] = [
 SLOW_OPTION_SETS: list[OptionSet] = [
     OptionSet("default", {}),
     OptionSet(
-        "regression-linear",
-        {"task": "regression", "model_family": "linear", "python_version": "3.11"},
+        "regression-lightgbm",
+        {"task": "regression", "model_family": "lightgbm", "python_version": "3.11"},
     ),
     OptionSet(
-        "file-csv",
-        {"data_source": "file", "data_path": "data/raw/events.csv", "python_version": "3.11"},
+        "file-csv-xgboost",
+        {
+            "data_source": "file",
+            "data_path": "data/raw/events.csv",
+            "python_version": "3.11",
+            "model_family": "xgboost",
+        },
     ),
 ]
 

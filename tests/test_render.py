@@ -30,7 +30,12 @@ WORKFLOWS = Path(".github") / "workflows"
 
 # Import names of the generated project's dependencies, keyed by distribution name where the
 # two differ. The package_name validator must refuse all of them.
-IMPORT_NAMES = {"scikit-learn": "sklearn", "pyyaml": "yaml", "pytest-xdist": "xdist"}
+IMPORT_NAMES = {
+    "scikit-learn": "sklearn",
+    "pyyaml": "yaml",
+    "pytest-xdist": "xdist",
+    "xgboost-cpu": "xgboost",
+}
 
 
 def test_no_unrendered_jinja(rendered: Rendered) -> None:
@@ -91,12 +96,14 @@ def test_dependencies_cannot_be_shadowed(default_project: Path) -> None:
     """package_name must not shadow what the generated project installs (stubs aside)."""
     pyproject = tomllib.loads((default_project / "pyproject.toml").read_text(encoding="utf-8"))
     requirements = list(pyproject["project"]["dependencies"])
+    project_name = pyproject["project"]["name"]
     for group in pyproject.get("dependency-groups", {}).values():
         requirements += [r for r in group if isinstance(r, str)]
     refused = import_names.listed()
     for requirement in requirements:
         distribution = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower()
-        if distribution.startswith("types-") or distribution.endswith("-stubs"):
+        own = distribution == project_name  # the project's own extra: its model family's library
+        if own or distribution.startswith("types-") or distribution.endswith("-stubs"):
             continue
         name = IMPORT_NAMES.get(distribution, distribution.replace("-", "_"))
         assert name in refused, f"package_name may shadow the dependency {name}"

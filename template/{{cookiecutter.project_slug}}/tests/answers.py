@@ -10,6 +10,12 @@ and, given `--check-answers` (the template's tests give it), fails a test that r
 the marker, naming the file, so that no answer-dependent test can be left out of the other
 projects by mistake. Without the option it does nothing: the team's own tests need no marker.
 
+A test whose projects come from `write_project` (which sets their data source) reads the answers
+only through the task and the model family: `@pytest.mark.task_family_only` says so, and an
+option set with the same task (another data source, another family: tests/test_families.py
+runs every family in every project) leaves it out. That marker is declared, not watched: give
+it only to tests whose every project is made that way.
+
 Loaded by tests/conftest.py (`pytest_plugins`); standard library and pytest only, so that the
 template's own tests can read `ANSWER_FILES` without installing the project.
 """

@@ -11,12 +11,15 @@ import pytest
 PACKAGE = "{{ cookiecutter.package_name }}"
 SOURCE = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 # Base modules (layer 0) then the stages in the order data flows; the CLI and the conventions
-# check sit on top. A module may import its own layer and the layers below it.
+# check sit on top. A module may import its own layer and the layers below it. `families` is a
+# base module: configuration checks `train.model_family` against it, `scoring` compiles with it
+# and `train` fits with it.
 LAYERS = {
     "backends": 0,
     "config": 0,
     "errors": 0,
     "exit_codes": 0,
+    "families": 0,
     "files": 0,
     "metrics": 0,
     "predictions": 0,

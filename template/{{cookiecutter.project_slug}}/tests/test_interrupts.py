@@ -30,7 +30,9 @@ from {{ cookiecutter.package_name }}.train import train
 
 from .conftest import ROOT, first_champion, write_project
 
-pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+# Every test reads files the answers shape (tests/answers.py), and only through the task and the
+# model family: its projects come from write_project, which sets their data source.
+pytestmark = [pytest.mark.answers, pytest.mark.task_family_only]
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 FAMILY = load_project(ROOT / "configs" / "project.yaml").config.train.model_family

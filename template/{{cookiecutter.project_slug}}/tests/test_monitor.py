@@ -12,6 +12,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config import DemoSourceConfig, Project
 from {{ cookiecutter.package_name }}.data import generate_demo, ingest, project_schema, read_snapshot, write_table
+from {{ cookiecutter.package_name }}.families import lookup
 from {{ cookiecutter.package_name }}.features import model_input
 from {{ cookiecutter.package_name }}.loop import retrain
 from {{ cookiecutter.package_name }}.monitor import monitor
@@ -23,7 +24,9 @@ from {{ cookiecutter.package_name }}.train import train
 
 from .conftest import champion_version, cli, first_champion, write_project
 
-pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+# Every test reads files the answers shape (tests/answers.py), and only through the task and the
+# model family: its projects come from write_project, which sets their data source.
+pytestmark = [pytest.mark.answers, pytest.mark.task_family_only]
 
 LATER = date(2025, 4, 1)
 
@@ -234,7 +237,6 @@ def test_a_warm_start_continues_from_the_champion(tmp_path: Path) -> None:
     client = Store.open(newer).client
     tag = client.get_run(second.run_id).data.tags["warm_started_from"]
     assert client.get_run(first.run_id).data.tags["warm_started_from"] == "none"
-    warm_startable = newer.config.train.model_family == "hist_gradient_boosting" or (
-        newer.config.train.task == "binary_classification"
-    )
+    settings = newer.config.train
+    warm_startable = settings.task in lookup(settings.model_family).warm_start
     assert tag == ("v1" if warm_startable else "none")

@@ -13,7 +13,9 @@ from {{ cookiecutter.package_name }}.serve import replay
 
 from .conftest import first_champion, running, write_project
 
-pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+# Every test reads files the answers shape (tests/answers.py), and only through the task and the
+# model family: its projects come from write_project, which sets their data source.
+pytestmark = [pytest.mark.answers, pytest.mark.task_family_only]
 
 
 @pytest.fixture

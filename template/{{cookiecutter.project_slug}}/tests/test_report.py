@@ -34,7 +34,9 @@ from {{ cookiecutter.package_name }}.store import Store
 
 from .conftest import first_champion, write_project
 
-pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+# Every test reads files the answers shape (tests/answers.py), and only through the task and the
+# model family: its projects come from write_project, which sets their data source.
+pytestmark = [pytest.mark.answers, pytest.mark.task_family_only]
 
 LATER = date(2025, 4, 1)
 SECTIONS = {"versions", "metric-over-time", "drift", "gate", "decisions"}

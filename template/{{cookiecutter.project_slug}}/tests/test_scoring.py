@@ -4,7 +4,7 @@ refused (with the reason kept) when it is not, and chosen or bypassed as configu
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import mlflow
@@ -18,6 +18,7 @@ from sklearn.preprocessing import RobustScaler
 
 from {{ cookiecutter.package_name }}.config import ModelFamily, Project
 from {{ cookiecutter.package_name }}.data import Snapshot, ingest, read_snapshot
+from {{ cookiecutter.package_name }}.families import FAMILIES as REGISTERED
 from {{ cookiecutter.package_name }}.scoring import (
     COMPILED,
     SCIKIT_LEARN,
@@ -36,10 +37,14 @@ from {{ cookiecutter.package_name }}.train.training import fit_model
 
 from .conftest import write_project
 
-pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+# Every test reads files the answers shape (tests/answers.py), and only through the task and the
+# model family: its projects come from write_project, which sets their data source.
+pytestmark = [pytest.mark.answers, pytest.mark.task_family_only]
 
-FAMILIES: list[ModelFamily] = ["hist_gradient_boosting", "linear", "baseline"]
+# Every registered family with a compiled form (tests/test_families.py covers the others).
+FAMILIES: list[ModelFamily] = [kind for kind, f in REGISTERED.items() if f.compile is not None]
 CALIBRATIONS = ["sigmoid", "isotonic", "none"]
+FLOAT32 = {"xgboost"}
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +76,15 @@ def test_every_family_scores_as_scikit_learn_does(
     model = fit_model(_calibrated(project, calibration), snapshot, family)
     compiled = compile_model(model)
     verification = verify(compiled, model, snapshot.holdout, snapshot.schema, task)
+    if family in FLOAT32 and calibration == "isotonic" and verification.refused is not None:
+        # An isotonic step can stretch XGBoost's float32 rounding (1e-7) past the tolerance:
+        # the compiled form is then refused, and the library scores the version.
+        assert verification.refused.startswith("a score differs from"), verification.refused
+        return
     assert verification.refused is None, verification.summary()
     assert verification.max_abs_diff is not None
-    assert verification.max_abs_diff < 1e-9
+    # float64 like the library, but XGBoost, which adds its trees in float32
+    assert verification.max_abs_diff < (SCORE_TOLERANCE if family in FLOAT32 else 1e-9)
     assert verification.label_mismatches == 0
 
     # Saved as arrays and JSON, loaded back: the very same scores, by both paths.
@@ -165,6 +176,37 @@ def test_a_linear_model_is_a_dot_product(ingested: tuple[Project, Snapshot]) -> 
     assert compiled.score_records(records).shape == (1,)
     assert compiled.score_records([]).shape == (0,)
     assert compiled.score_frame(pd.DataFrame(records).head(0)).shape == (0,)
+
+
+def test_a_frame_goes_to_the_path_registration_timed_faster_on_one(
+    ingested: tuple[Project, Snapshot], tmp_path: Path
+) -> None:
+    project, snapshot = ingested
+    task = project.config.train.task
+    model = fit_model(project, snapshot, "hist_gradient_boosting")
+    folder = tmp_path / "model"
+    mlflow.sklearn.save_model(model, str(folder), serialization_format="cloudpickle")
+    verification = write_scorer(model, snapshot.holdout, snapshot.schema, task, folder)
+    assert verification.speedup_one_row is not None
+    assert verification.speedup_one_row > 0
+    assert verification.speedup_frame is not None
+    assert verification.speedup_frame > 0
+    assert verification.tags()["scoring_frames"] == verification.frame_scoring
+    assert f"frames scored by {verification.frame_scoring}" in verification.summary()
+
+    frame = snapshot.holdout.drop(columns=[snapshot.schema.target.name])
+    records = request_records(snapshot.holdout, snapshot.schema)
+    for speedup, frames_by in ((0.5, SCIKIT_LEARN), (2.0, COMPILED)):
+        timed = replace(verification, speedup_frame=speedup)
+        (folder / "verification.json").write_text(json.dumps(asdict(timed)), encoding="utf-8")
+        scorer = load_scorer(folder, load_model, snapshot.schema, task)
+        assert (scorer.kind, scorer.frame_kind) == (COMPILED, frames_by)
+        assert scorer.score_frame(frame) == pytest.approx(
+            scorer.score_records(records), abs=SCORE_TOLERANCE
+        )
+    # A verdict from before the timing, or none: frames stay compiled.
+    (folder / "verification.json").unlink()
+    assert load_scorer(folder, load_model, snapshot.schema, task).frame_kind == COMPILED
 
 
 def test_an_unreadable_compiled_form_falls_back_to_scikit_learn(

@@ -40,7 +40,9 @@ from {{ cookiecutter.package_name }}.train import train
 from .conftest import first_champion, free_port, running, write_project
 from .test_prediction_log import fault_folder, immutable, locked
 
-pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+# Every test reads files the answers shape (tests/answers.py), and only through the task and the
+# model family: its projects come from write_project, which sets their data source.
+pytestmark = [pytest.mark.answers, pytest.mark.task_family_only]
 
 FAST = {
     "registry_poll_seconds": 0.2,
@@ -679,7 +681,10 @@ def test_batch_predict_scores_in_chunks_and_quarantines(tmp_path: Path) -> None:
     assert quarantined["source_row"].is_unique
     assert len(scored) == result.rows_scored
     assert np.isfinite(scored["prediction"]).all()
-    assert result.scoring == "compiled"
+    # A frame goes to the path registration timed faster on one (docs/scoring.md).
+    champion = Store.open(project).champion()
+    assert champion.tags["scoring"] == "compiled"
+    assert result.scoring == champion.tags["scoring_frames"]
 
     # The same file scored by scikit-learn: the same rows, scores, labels and quarantine.
     by_sklearn = write_project(project.root, sections={"serve": FAST | {"scoring": "scikit-learn"}})

@@ -30,7 +30,9 @@ from {{ cookiecutter.package_name }}.store import CHAMPION, Store
 from .conftest import write_project
 from .test_serve import FAST, _rows, _trained
 
-pytestmark = pytest.mark.answers  # every test reads files the answers shape (tests/answers.py)
+# Every test reads files the answers shape (tests/answers.py), and only through the task and the
+# model family: its projects come from write_project, which sets their data source.
+pytestmark = [pytest.mark.answers, pytest.mark.task_family_only]
 
 
 @pytest.fixture(scope="module")

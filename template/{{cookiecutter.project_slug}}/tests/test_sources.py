@@ -123,6 +123,21 @@ def test_the_delimiter_is_detected_and_checked_through_a_url(project: Project, m
         read_table(url, delimiter=",")
 
 
+def test_the_delimiter_is_found_past_a_huge_cell(tmp_path: Path) -> None:
+    """A 10 MB cell in the first rows is left out of the sniffed sample (it took csv.Sniffer
+    ten seconds per read); the delimiter still shows in the header and the other lines, and a
+    wide table's long lines are still sampled."""
+    path = tmp_path / "huge.csv"
+    rows = [f"{i};{'x' * (10_000_000 if i == 1 else 8)};{i * 2}" for i in range(40)]
+    path.write_text("id;note;value\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert csv_delimiter(path) == ";"
+    wide = tmp_path / "wide.csv"
+    header = "\t".join(f"c{i}" for i in range(2_000))
+    line = "\t".join("12345" for _ in range(2_000))
+    wide.write_text("\n".join([header, *[line] * 10]) + "\n", encoding="utf-8")
+    assert csv_delimiter(wide) == "\t"
+
+
 def test_a_missing_url_file_and_an_unknown_protocol_are_named(memory: str) -> None:
     with pytest.raises(DataError, match=rf"data file {memory}/absent.csv: no such file"):
         read_table(f"{memory}/absent.csv")

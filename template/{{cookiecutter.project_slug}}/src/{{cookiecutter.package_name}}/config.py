@@ -13,9 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ProjectError
+from .families import lookup
 
 Task = Literal["binary_classification", "multiclass_classification", "regression"]
 # A task the loop takes only part of the way, and the commands that handle it so far: any other
@@ -28,7 +36,8 @@ PARTIAL_TASKS: dict[str, tuple[str, ...]] = {
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 PREDICTION_LOG_URL_ENV = "PREDICTION_LOG_URL"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
-ModelFamily = Literal["hist_gradient_boosting", "linear", "baseline"]
+# A model family's kind: the name of its module in `families/`, checked against that registry.
+ModelFamily = str
 
 
 class ConfigError(ProjectError, ValueError):
@@ -178,7 +187,7 @@ class LeakageConfig(Frozen):
 
 class TrainConfig(Frozen):
     task: Task
-    model_family: ModelFamily
+    model_family: ModelFamily = Field(description="a family registered in families/")
     params: dict[str, float | int | str | bool | None] = Field(default_factory=dict)
     primary_metric: str
     slice_column: str | None = None
@@ -194,6 +203,22 @@ class TrainConfig(Frozen):
         description="compile each registered version for fast scoring, verified against "
         "scikit-learn on the holdout; false registers the scikit-learn model only",
     )
+
+    @field_validator("model_family")
+    @classmethod
+    def _registered_family(cls, kind: str) -> str:
+        lookup(kind)  # FamilyError, a ValueError, names the known families
+        return kind
+
+    @model_validator(mode="after")
+    def _family_trains_task(self) -> TrainConfig:
+        family = lookup(self.model_family)
+        if self.task not in family.estimators:
+            raise ValueError(
+                f"model_family {self.model_family!r} has no estimator for {self.task}; "
+                f"it trains {', '.join(family.estimators)}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> TrainConfig:

@@ -22,7 +22,7 @@ from ..config import Project
 from ..data import DataSchema
 from ..features import model_input
 from ..predictions import PredictionLog, PredictionLogError, short_reason
-from ..scoring import SCORE_TOLERANCE
+from ..scoring import SCORE_TOLERANCE, score_gap
 
 ROLES = ("champion", "challenger")
 SEEN = "not later than the challenger's training data"
@@ -66,7 +66,7 @@ class ShadowRows:
         across a reset store would otherwise lend another model's answers to this one."""
         agree = np.ones(len(self), dtype=bool)
         for role in ROLES:
-            agree &= np.abs(scores[role] - self.logged[role]) <= SCORE_TOLERANCE
+            agree &= score_gap(scores[role], self.logged[role]) <= SCORE_TOLERANCE
         return agree
 
     def account(self) -> dict[str, Any]:

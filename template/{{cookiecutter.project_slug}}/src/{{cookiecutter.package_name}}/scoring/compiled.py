@@ -3,7 +3,9 @@
 scikit-learn spends milliseconds per call checking its inputs; a request of one row needs
 microseconds of arithmetic. This form keeps only the arithmetic, in float64 like scikit-learn, and
 is saved as plain arrays and JSON (no pickle), so loading it runs no code. `compiler.py` builds it
-from a fitted pipeline and `verify` in `__init__.py` proves it scores like the original.
+from a fitted pipeline and `verify` in `__init__.py` proves it scores like the original. The
+features and the calibration are here; the model's own arithmetic (a `Form`) is its family's,
+in `families/forms.py`.
 """
 
 from __future__ import annotations
@@ -17,15 +19,25 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ..families.forms import FORMS, Form, Linear, Link, Trees
+
+__all__ = [
+    "Block",
+    "Calibration",
+    "CategoricalBlock",
+    "CompiledModel",
+    "Form",
+    "Linear",
+    "Link",
+    "NumericBlock",
+    "Trees",
+]
+
 FORMAT = 1
 ARRAYS_FILE = "scorer.npz"
 LAYOUT_FILE = "scorer.json"
 CHUNK_ROWS = 4_096  # rows per step on a frame: bounds the (rows x trees) arrays in memory
-# Up to this many (rows x tree nodes), deciding every node first is faster than stepping.
-DECIDE_ALL_ELEMENTS = 2**16
-Link = Literal["identity", "logistic", "exp"]
 NUMERIC_ARRAYS = ("fill", "kept", "flagged", "center", "scale")
-TREE_ARRAYS = ("feature", "threshold", "missing_left", "left", "right", "value", "roots")
 
 
 @dataclass(frozen=True)
@@ -107,65 +119,18 @@ Block = NumericBlock | CategoricalBlock
 
 
 @dataclass(frozen=True)
-class Linear:
-    coef: np.ndarray
-    intercept: float
-
-    def raw(self, features: np.ndarray) -> np.ndarray:
-        return np.asarray(features @ self.coef + self.intercept, dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class Trees:
-    """Every tree's nodes in flat arrays, a leaf pointing at itself, so that all rows walk all
-    trees in lockstep for `depth` steps and the leaves' values then sum to the raw score."""
-
-    feature: np.ndarray
-    threshold: np.ndarray
-    missing_left: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-    value: np.ndarray
-    roots: np.ndarray
-    depth: int
-    baseline: float
-    # Node n's children at 2n (right) and 2n + 1 (left): one lookup per step, by the decision.
-    children: np.ndarray = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "children", np.stack([self.right, self.left], axis=1).ravel())
-
-    def raw(self, features: np.ndarray) -> np.ndarray:
-        rows = len(features)
-        node = np.broadcast_to(self.roots, (rows, len(self.roots)))
-        if rows * len(self.feature) <= DECIDE_ALL_ELEMENTS:
-            # A few rows: decide every node at once, then each step is one lookup.
-            x = features[:, self.feature]
-            go_left = (x <= self.threshold) | (np.isnan(x) & self.missing_left)
-            following = self.children[2 * np.arange(len(self.feature)) + go_left].ravel()
-            starts = (np.arange(rows) * len(self.feature))[:, None]
-            for _ in range(self.depth):
-                node = following[starts + node]
-        else:
-            # Many rows: decide only the node each row is at, step by step.
-            flat = np.ascontiguousarray(features).ravel()
-            starts = (np.arange(rows) * features.shape[1])[:, None]
-            for _ in range(self.depth):
-                x = flat[starts + self.feature[node]]
-                go_left = (x <= self.threshold[node]) | (np.isnan(x) & self.missing_left[node])
-                node = self.children[2 * node + go_left]
-        return np.asarray(self.value[node].sum(axis=1) + self.baseline, dtype=np.float64)
-
-
-@dataclass(frozen=True)
 class Calibration:
-    """A classifier's probability from its raw score: Platt's sigmoid or an isotonic step line."""
+    """A classifier's probability from its raw score: Platt's sigmoid or an isotonic step line.
+
+    scikit-learn calibrates a model's `decision_function` where it has one (the raw score), else
+    its probability (LightGBM's and XGBoost's estimators have none): `of_probability` says so."""
 
     method: Literal["sigmoid", "isotonic"]
     a: float = 0.0
     b: float = 0.0
     x: np.ndarray = field(default_factory=lambda: np.zeros(0))
     y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    of_probability: bool = False
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
         if self.method == "sigmoid":
@@ -178,14 +143,18 @@ class CompiledModel:
     """Features, model and calibration of one fitted pipeline; scores as the pipeline does."""
 
     blocks: tuple[Block, ...]
-    model: Linear | Trees
+    model: Form  # the family's arithmetic: families/forms.py
     link: Link
     calibration: Calibration | None = None
 
     def _scores(self, features: np.ndarray) -> np.ndarray:
         raw = self.model.raw(features)
         if self.calibration is not None:
-            return np.asarray(np.clip(self.calibration.apply(raw), 0.0, 1.0))
+            read = self._linked(raw) if self.calibration.of_probability else raw
+            return np.asarray(np.clip(self.calibration.apply(read), 0.0, 1.0))
+        return self._linked(raw)
+
+    def _linked(self, raw: np.ndarray) -> np.ndarray:
         if self.link == "logistic":
             return np.asarray(1.0 / (1.0 + np.exp(-raw)), dtype=np.float64)
         return np.asarray(np.exp(raw)) if self.link == "exp" else raw
@@ -228,18 +197,18 @@ class CompiledModel:
                         "categories": [list(values) for values in block.categories],
                     }
                 )
-        model: dict[str, Any]
-        if isinstance(self.model, Linear):
-            arrays["model.coef"] = self.model.coef
-            model = {"kind": "linear", "intercept": self.model.intercept}
-        else:
-            for name in TREE_ARRAYS:
-                arrays[f"model.{name}"] = getattr(self.model, name)
-            model = {"kind": "trees", "depth": self.model.depth, "baseline": self.model.baseline}
+        for name, values in self.model.arrays().items():
+            arrays[f"model.{name}"] = values
+        model = {"kind": self.model.kind, **self.model.layout()}
         calibration = None
         if self.calibration is not None:
             c = self.calibration
-            calibration = {"method": c.method, "a": c.a, "b": c.b}
+            calibration = {
+                "method": c.method,
+                "a": c.a,
+                "b": c.b,
+                "of_probability": c.of_probability,
+            }
             arrays["calibration.x"], arrays["calibration.y"] = c.x, c.y
         layout = {
             "format": FORMAT,
@@ -270,20 +239,20 @@ class CompiledModel:
                 categories = tuple(tuple(values) for values in block["categories"])
                 blocks.append(CategoricalBlock(columns, block["fill_value"], categories))
         spec = layout["model"]
-        model: Linear | Trees
-        if spec["kind"] == "linear":
-            model = Linear(arrays["model.coef"], float(spec["intercept"]))
-        else:
-            feature, threshold, missing_left, left, right, value, roots = (
-                arrays[f"model.{name}"] for name in TREE_ARRAYS
-            )
-            depth, baseline = int(spec["depth"]), float(spec["baseline"])
-            model = Trees(
-                feature, threshold, missing_left, left, right, value, roots, depth, baseline
-            )
+        model_arrays = {
+            key.removeprefix("model."): values
+            for key, values in arrays.items()
+            if key.startswith("model.")
+        }
+        model = FORMS[spec["kind"]].restore(spec, model_arrays)
         calibration = None
         if (c := layout["calibration"]) is not None:
             calibration = Calibration(
-                c["method"], c["a"], c["b"], arrays["calibration.x"], arrays["calibration.y"]
+                c["method"],
+                c["a"],
+                c["b"],
+                arrays["calibration.x"],
+                arrays["calibration.y"],
+                of_probability=bool(c.get("of_probability", False)),  # absent before LightGBM
             )
         return cls(tuple(blocks), model, layout["link"], calibration)

@@ -1,8 +1,8 @@
 """Read a fitted pipeline's numbers into its compiled form, or say which part cannot be read.
 
-It knows exactly the parts this project builds (`features.build_feature_pipeline` and the
-families of `train.models`); anything else raises CompileError with the part named, and the
-version is then served by scikit-learn.
+It knows exactly the parts this project builds: the features (`features.build_feature_pipeline`)
+and calibration here, the model through its family's `compile` hook (`families/`). Anything else
+raises CompileError with the part named, and the version is then served by scikit-learn.
 """
 
 from __future__ import annotations
@@ -12,34 +12,21 @@ from typing import Any
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
-from sklearn.dummy import DummyClassifier, DummyRegressor
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .compiled import (
-    Block,
-    Calibration,
-    CategoricalBlock,
-    CompiledModel,
-    Linear,
-    Link,
-    NumericBlock,
-    Trees,
-)
+from ..families import FAMILIES, Family
+from ..families.forms import CompileError, Form, Link
+from .compiled import Block, Calibration, CategoricalBlock, CompiledModel, NumericBlock
 
-LINKS: dict[str, Link] = {"IdentityLink": "identity", "LogitLink": "logistic", "LogLink": "exp"}
+__all__ = ["CompileError", "compile_model"]
 
 
-class CompileError(ValueError):
-    """A part of the fitted model has no compiled form; the message names it."""
-
-
-def compile_model(fitted: Any) -> CompiledModel:
-    """The compiled form of a fitted `Pipeline(features, model)`, calibrated or not."""
+def compile_model(fitted: Any, family: Family | None = None) -> CompiledModel:
+    """The compiled form of a fitted `Pipeline(features, model)`, calibrated or not; the model
+    read by `family` when given, else by whichever registered family knows it."""
     calibration = None
     if isinstance(fitted, CalibratedClassifierCV):
         calibration, fitted = _calibration(fitted)
@@ -50,7 +37,7 @@ def compile_model(fitted: Any) -> CompiledModel:
     features, estimator = fitted.steps[0][1], fitted.steps[1][1]
     blocks = _blocks(features)
     width = sum(_width(block) for block in blocks)
-    model, link = _estimator(estimator, width)
+    model, link = _estimator(estimator, width, family)
     return CompiledModel(blocks, model, link, calibration)
 
 
@@ -65,14 +52,15 @@ def _calibration(calibrated: CalibratedClassifierCV) -> tuple[Calibration, Any]:
     if len(member.calibrators) != 1:
         raise CompileError("only a binary classifier's calibration can be compiled")
     calibrator = member.calibrators[0]
+    # scikit-learn calibrates the decision function where the model has one, else the probability.
+    of_probability = not hasattr(member.estimator, "decision_function")
     if calibrated.method == "sigmoid":
-        return Calibration(
-            "sigmoid", a=float(calibrator.a_), b=float(calibrator.b_)
-        ), member.estimator
+        a, b = float(calibrator.a_), float(calibrator.b_)
+        return Calibration("sigmoid", a=a, b=b, of_probability=of_probability), member.estimator
     if calibrated.method == "isotonic" and calibrator.increasing_:
         x = np.asarray(calibrator.X_thresholds_, dtype=np.float64)
         y = np.asarray(calibrator.y_thresholds_, dtype=np.float64)
-        return Calibration("isotonic", x=x, y=y), member.estimator
+        return Calibration("isotonic", x=x, y=y, of_probability=of_probability), member.estimator
     raise CompileError(f"calibration method {calibrated.method!r} has no compiled form")
 
 
@@ -136,73 +124,14 @@ def _width(block: Block) -> int:
     return len(block.center)
 
 
-def _estimator(estimator: Any, width: int) -> tuple[Linear | Trees, Link]:
-    """The model's raw score, and how it becomes a prediction when no calibration follows.
-
-    A calibrator reads `decision_function` where the model has one, else the probability:
-    this is why a prior-only baseline's raw score is its probability (identity link)."""
-    if isinstance(estimator, LogisticRegression):
-        if len(estimator.classes_) != 2:
-            raise CompileError("LogisticRegression: only binary classification compiles")
-        return Linear(_vector(estimator.coef_[0]), float(estimator.intercept_[0])), "logistic"
-    if isinstance(estimator, Ridge | LinearRegression):
-        if np.ndim(estimator.coef_) != 1:
-            raise CompileError(f"{_name(estimator)}: only one target compiles")
-        return Linear(_vector(estimator.coef_), float(estimator.intercept_)), "identity"
-    if isinstance(estimator, DummyClassifier | DummyRegressor):
-        return _constant(estimator, width), "identity"
-    if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
-        return _trees(estimator)
+def _estimator(estimator: Any, width: int, family: Family | None) -> tuple[Form, Link]:
+    """The model's raw score, and how it becomes a prediction when no calibration follows: read
+    by `family`'s compile hook, or by the first registered family that knows the estimator."""
+    if family is not None and family.compile is None:
+        raise CompileError(f"the {family.kind} family has no compiled form: scikit-learn scores it")
+    candidates = FAMILIES.values() if family is None else (family,)
+    for candidate in candidates:
+        read = None if candidate.compile is None else candidate.compile(estimator, width)
+        if read is not None:
+            return read
     raise CompileError(f"model {_name(estimator)} has no compiled form")
-
-
-def _vector(values: Any) -> np.ndarray:
-    return np.asarray(values, dtype=np.float64).ravel()
-
-
-def _constant(estimator: DummyClassifier | DummyRegressor, width: int) -> Linear:
-    if isinstance(estimator, DummyClassifier):
-        if estimator.strategy != "prior" or len(estimator.classes_) != 2:
-            raise CompileError("DummyClassifier: only the binary prior strategy compiles")
-        return Linear(np.zeros(width), float(estimator.class_prior_[1]))
-    if estimator.strategy not in {"mean", "median", "quantile", "constant"}:
-        raise CompileError(f"DummyRegressor strategy {estimator.strategy!r} does not compile")
-    return Linear(np.zeros(width), float(np.ravel(estimator.constant_)[0]))
-
-
-def _trees(
-    estimator: HistGradientBoostingClassifier | HistGradientBoostingRegressor,
-) -> tuple[Trees, Link]:
-    name = _name(estimator)
-    if (
-        getattr(estimator, "_preprocessor", None) is not None
-        or estimator.is_categorical_ is not None
-    ):
-        raise CompileError(f"{name}: native categorical splits do not compile")
-    if any(len(per_iteration) != 1 for per_iteration in estimator._predictors):
-        raise CompileError(f"{name}: only one tree per iteration (binary or regression) compiles")
-    link = LINKS.get(_name(estimator._loss.link))
-    if link is None:
-        raise CompileError(f"{name}: link {_name(estimator._loss.link)} does not compile")
-    fields: dict[str, list[np.ndarray]] = {k: [] for k in ("feature", "threshold", "missing_left")}
-    fields |= {"left": [], "right": [], "value": []}
-    roots, depth, offset = [], 0, 0
-    for (predictor,) in estimator._predictors:
-        nodes = predictor.nodes
-        leaf = nodes["is_leaf"].astype(bool)
-        own = np.arange(len(nodes)) + offset
-        fields["feature"].append(np.where(leaf, 0, nodes["feature_idx"]).astype(np.int64))
-        fields["threshold"].append(nodes["num_threshold"].astype(np.float64))
-        fields["missing_left"].append(nodes["missing_go_to_left"].astype(bool))
-        fields["left"].append(np.where(leaf, own, nodes["left"] + offset).astype(np.int32))
-        fields["right"].append(np.where(leaf, own, nodes["right"] + offset).astype(np.int32))
-        fields["value"].append(np.where(leaf, nodes["value"], 0.0).astype(np.float64))
-        if nodes["is_categorical"].any():
-            raise CompileError(f"{name}: native categorical splits do not compile")
-        roots.append(offset)
-        depth = max(depth, int(nodes["depth"].max()))
-        offset += len(nodes)
-    flat = {key: np.concatenate(parts) for key, parts in fields.items()}
-    baseline = float(np.ravel(estimator._baseline_prediction)[0])
-    trees = Trees(**flat, roots=np.asarray(roots, dtype=np.int64), depth=depth, baseline=baseline)
-    return trees, link

@@ -188,5 +188,5 @@ def batch_predict(
         model_version=version,
         output=output,
         quarantine_file=quarantine if bad else None,
-        scoring=scorer.kind,
+        scoring=scorer.frame_kind,
     )

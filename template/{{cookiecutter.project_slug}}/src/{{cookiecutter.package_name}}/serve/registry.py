@@ -67,6 +67,7 @@ class LoadedModel:
             "version": self.version,
             "alias": self.alias,
             "scoring": self.scorer.kind,
+            "scoring_frames": self.scorer.frame_kind,
             "snapshot_id": self.snapshot_id,
             "data_sha256": self.train_sha256,
             "trained_at": self.trained_at,

@@ -243,5 +243,5 @@ def spark_batch_predict(
         model_version=version,
         output=output,
         quarantine_file=bad_folder if bad else None,
-        scoring=scorer.kind,
+        scoring=scorer.frame_kind,
     )

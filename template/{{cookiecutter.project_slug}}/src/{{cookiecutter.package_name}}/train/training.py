@@ -26,17 +26,20 @@ from sklearn.pipeline import Pipeline
 from ..config import ModelFamily, Project, require_stage
 from ..data import PARTS, Snapshot, read_snapshot, require_training_rows
 from ..errors import ProjectError
+from ..families import BASELINE, Family, Params, lookup
 from ..features import model_input
 from ..metrics import compute_metrics, metric, predict_scores, slice_metrics
 from ..scoring import Verification, write_scorer
 from ..store import CHALLENGER, CHAMPION, SNAPSHOT_PATH, Run, Store
 from .leakage import LeakageError, LeakageReport, check_leakage
-from .models import build_model, continue_fitting, warm_startable
+from .models import build_model, continue_fitting
 from .plots import evaluation_figures
 
 AMBIGUOUS_SOURCE = "The specified dataset source can be interpreted in multiple ways"
 
 PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy", "scipy", "skops"]
+# Every saved model holds the features and the calibration: scikit-learn's and numpy's types.
+TRUSTED_MODULES = ("sklearn", "numpy")
 
 
 class TrainingError(ProjectError, RuntimeError):
@@ -64,8 +67,16 @@ class TrainResult:
     scoring: str  # how the version will be scored, and the verification that decided it
 
 
-def champion_pipeline(store: Store, family: ModelFamily) -> tuple[str, Pipeline] | None:
-    """The champion's fitted pipeline (without calibration) when it can be warm-started."""
+def family_params(project: Project, family: ModelFamily) -> Params:
+    """`train.params` belong to the configured family; any other family trains on its own."""
+    settings = project.config.train
+    return settings.params if family == settings.model_family else {}
+
+
+def champion_pipeline(
+    project: Project, store: Store, family: ModelFamily
+) -> tuple[str, Pipeline] | None:
+    """The champion's fitted pipeline (without calibration) when its family can continue it."""
     champion = store.alias_version(CHAMPION)
     if champion is None or champion.tags.get("model_family") != family:
         return None
@@ -74,9 +85,12 @@ def champion_pipeline(store: Store, family: ModelFamily) -> tuple[str, Pipeline]
         model = model.estimator
     if isinstance(model, FrozenEstimator):
         model = model.estimator
-    if isinstance(model, Pipeline) and warm_startable(model.named_steps["model"]):
-        return str(champion.version), model
-    return None
+    if not isinstance(model, Pipeline):
+        return None
+    task, params = project.config.train.task, family_params(project, family)
+    if lookup(family).continuing(task, model.named_steps["model"], params) is None:
+        return None
+    return str(champion.version), model
 
 
 def fit_model(
@@ -85,14 +99,15 @@ def fit_model(
     """Fit on train; classifiers are then calibrated on validation, which the fit never saw."""
     settings = project.config.train
     schema = snapshot.schema
-    params = dict(settings.params) if family == settings.model_family else {}
+    params = family_params(project, family)
     target = schema.target.name
     rows = model_input(snapshot.train, schema)
     if warm_from is not None:
-        extra = int(params.get("max_iter", 100) or 100)
-        model = continue_fitting(warm_from, rows, snapshot.train[target], extra)
+        model = continue_fitting(
+            warm_from, rows, snapshot.train[target], lookup(family), settings.task, params
+        )
     else:
-        model = build_model(schema, settings.task, family, params, settings.seed)
+        model = build_model(schema, settings.task, lookup(family), params, settings.seed)
         model.fit(rows, snapshot.train[target])
     if settings.task == "binary_classification" and settings.calibration != "none":
         calibrated = CalibratedClassifierCV(FrozenEstimator(model), method=settings.calibration)
@@ -137,7 +152,7 @@ def _log_lineage(run: Run, project: Project, snapshot: Snapshot, family: ModelFa
     """What the run trained on and how: data digests and datasets, task, family, params."""
     settings = project.config.train
     schema = snapshot.schema
-    params = settings.params if family == settings.model_family else {}
+    params = family_params(project, family)
     run.set_tags({"stage": "train", "model_family": family, "snapshot_id": snapshot.snapshot_id})
     run.log_params(
         {
@@ -256,14 +271,15 @@ def _register(
             settings.task,
             Path(extra),
             enabled=settings.compiled_scoring,
+            family=lookup(family),
         )
         run.log_model(
             model,
             extra_files=Path(extra),
             signature=infer_signature(example, output),
             input_example=example,
-            pip_requirements=PIP_REQUIREMENTS,
-            skops_trusted_types=_trusted_types(model),
+            pip_requirements=_requirements(lookup(family)),
+            skops_trusted_types=_trusted_types(model, lookup(family)),
             pyfunc_predict_fn="predict_proba" if classify else "predict",
         )
     run.log_folder(snapshot.directory, SNAPSHOT_PATH)
@@ -285,10 +301,18 @@ def _register(
     return version, verification
 
 
-def _trusted_types(model: Any) -> list[str]:
-    """skops loads only types it is told to trust: we trust those scikit-learn and numpy define."""
+def _trusted_types(model: Any, family: Family) -> list[str]:
+    """skops loads only types it is told to trust: we trust those scikit-learn and numpy define,
+    and those the family names (its library's modules, or single types)."""
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    return [name for name in untrusted if name.split(".")[0] in {"sklearn", "numpy"}]
+    return [
+        name for name in untrusted if name.split(".")[0] in TRUSTED_MODULES or family.trusts(name)
+    ]
+
+
+def _requirements(family: Family) -> list[str]:
+    """What loading the model needs: the base requirements, then the family's own."""
+    return [*PIP_REQUIREMENTS, *(r for r in family.requirements if r not in PIP_REQUIREMENTS)]
 
 
 def _metric_key(value: str) -> str:
@@ -305,6 +329,7 @@ def train(
     """
     require_stage(project, "train")
     family = family or project.config.train.model_family
+    lookup(family)  # an unknown family is refused before any work, naming the known ones
     snapshot = read_snapshot(project.snapshots_dir, snapshot_id)
     require_training_rows(project, len(snapshot.train), f" (snapshot {snapshot.snapshot_id})")
     leakage = check_leakage(
@@ -323,19 +348,19 @@ def train(
             _log_leakage(run, leakage)
             run.set_tags({"outcome": "rejected: leakage"})
             raise LeakageError(leakage)
-    warm = champion_pipeline(store, family) if project.config.train.warm_start else None
+    warm = champion_pipeline(project, store, family) if project.config.train.warm_start else None
     started = time.perf_counter()
     model = fit_model(project, snapshot, family, warm_from=warm[1] if warm else None)
     fit_seconds = time.perf_counter() - started
     evaluation, holdout_scores = _evaluate(
-        project, snapshot, model, fit_model(project, snapshot, "baseline")
+        project, snapshot, model, fit_model(project, snapshot, BASELINE)
     )
 
     with store.run(f"train-{family}") as run:
         _log_run(run, project, snapshot, family, evaluation, holdout_scores, fit_seconds)
         _log_leakage(run, leakage)
         run.set_tags({"warm_started_from": f"v{warm[0]}" if warm else "none"})
-        if not evaluation.beats_baseline and family != "baseline":
+        if not evaluation.beats_baseline and family != BASELINE:
             run.set_tags({"outcome": "rejected: does not beat the baseline"})
             primary = project.config.train.primary_metric
             raise TrainingError(
