@@ -60,29 +60,46 @@ class Expected:
 
 EXPECTED: dict[str, Expected] = {
     "baseline": Expected(
-        {"binary_classification": "DummyClassifier", "regression": "DummyRegressor"},
+        {
+            "binary_classification": "DummyClassifier",
+            "multiclass_classification": "DummyClassifier",
+            "regression": "DummyRegressor",
+        },
         compiled=True,
     ),
     "hist_gradient_boosting": Expected(
         {
             "binary_classification": "HistGradientBoostingClassifier",
+            "multiclass_classification": "HistGradientBoostingClassifier",
             "regression": "HistGradientBoostingRegressor",
         },
         compiled=True,
         warm_starts=frozenset({"binary_classification", "regression"}),
     ),
     "lightgbm": Expected(
-        {"binary_classification": "LGBMClassifier", "regression": "LGBMRegressor"},
+        {
+            "binary_classification": "LGBMClassifier",
+            "multiclass_classification": "LGBMClassifier",
+            "regression": "LGBMRegressor",
+        },
         compiled=True,
         warm_starts=frozenset({"binary_classification", "regression"}),
     ),
     "linear": Expected(
-        {"binary_classification": "LogisticRegression", "regression": "Ridge"},
+        {
+            "binary_classification": "LogisticRegression",
+            "multiclass_classification": "LogisticRegression",
+            "regression": "Ridge",
+        },
         compiled=True,
         warm_starts=frozenset({"binary_classification"}),
     ),
     "xgboost": Expected(
-        {"binary_classification": "XGBClassifier", "regression": "XGBRegressor"},
+        {
+            "binary_classification": "XGBClassifier",
+            "multiclass_classification": "XGBClassifier",
+            "regression": "XGBRegressor",
+        },
         compiled=True,
         warm_starts=frozenset({"binary_classification", "regression"}),
     ),

@@ -52,9 +52,7 @@ MOSTLY_SHORT = 0.95
 # or an id, and a model with one probability per class would learn little about most of them.
 MAX_CLASSES = 50
 MAX_NUMBERED_CLASSES = 20
-MULTICLASS_WAY = (
-    "set train.task: multiclass_classification in the project's configuration"
-)
+MULTICLASS_WAY = "set train.task: multiclass_classification in the project's configuration"
 
 Kind = Literal["number", "text", "bool", "datetime", "empty"]
 

@@ -48,7 +48,11 @@ def _constant(estimator: Any, width: int) -> tuple[Form, Link] | None:
 FAMILY = Family(
     kind="baseline",
     title="Baseline (the prior for classification, the mean for regression)",
-    estimators={"binary_classification": _prior, "regression": _mean},
+    estimators={
+        "binary_classification": _prior,
+        "multiclass_classification": _prior,
+        "regression": _mean,
+    },
     offered=False,
     compile=_constant,
 )

@@ -104,7 +104,11 @@ def _trees(estimator: Any, _width: int) -> tuple[Form, Link] | None:
 FAMILY = Family(
     kind="lightgbm",
     title="LightGBM",
-    estimators={"binary_classification": _classifier, "regression": _regressor},
+    estimators={
+        "binary_classification": _classifier,
+        "multiclass_classification": _classifier,
+        "regression": _regressor,
+    },
     warm_start={"binary_classification": _more_trees, "regression": _more_trees},
     trusted=("lightgbm", "collections.OrderedDict"),
     requirements=("lightgbm",),

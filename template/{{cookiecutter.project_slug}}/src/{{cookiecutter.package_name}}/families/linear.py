@@ -55,7 +55,11 @@ def _dot_product(estimator: Any, _width: int) -> tuple[Form, Link] | None:
 FAMILY = Family(
     kind="linear",
     title="Linear (logistic regression for classification, ridge for regression)",
-    estimators={"binary_classification": _logistic, "regression": _ridge},
+    estimators={
+        "binary_classification": _logistic,
+        "multiclass_classification": _logistic,
+        "regression": _ridge,
+    },
     warm_start={"binary_classification": _reuse_weights},
     compile=_dot_product,
 )

@@ -120,7 +120,11 @@ def _trees(estimator: Any, width: int) -> tuple[Form, Link] | None:
 FAMILY = Family(
     kind="xgboost",
     title="XGBoost",
-    estimators={"binary_classification": _classifier, "regression": _regressor},
+    estimators={
+        "binary_classification": _classifier,
+        "multiclass_classification": _classifier,
+        "regression": _regressor,
+    },
     warm_start={"binary_classification": _more_rounds, "regression": _more_rounds},
     trusted=("xgboost",),
     requirements=("xgboost-cpu",),
