@@ -40,6 +40,7 @@ ANSWER_FILES = frozenset(
         "configs/governance.yaml",
         "configs/project.yaml",
         "docs/model-card.md",
+        "pyproject.toml",  # the model family's extra
     }
 )
 MARKER = "answers"
