@@ -135,6 +135,7 @@ def test_a_family_declares_what_its_entry_expects(kind: str) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.answers
 def test_every_family_trains_serves_batch_scores_and_warm_starts(tmp_path: Path) -> None:
     # One small project for every family, in every option set: each one's task.
     sections: dict[str, dict[str, Any]] = {
