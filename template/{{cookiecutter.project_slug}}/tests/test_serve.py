@@ -31,6 +31,7 @@ from {{ cookiecutter.package_name }}.data import generate_demo, ingest, project_
 from {{ cookiecutter.package_name }}.features import model_input
 from {{ cookiecutter.package_name }}.metrics import predict_scores
 from {{ cookiecutter.package_name }}.predictions import POSTGRES_CONNECT_SECONDS, PredictionLog
+from {{ cookiecutter.package_name }}.scoring import SCORE_TOLERANCE
 from {{ cookiecutter.package_name }}.serve import batch_predict
 from {{ cookiecutter.package_name }}.serve.app import UNMATCHED
 from {{ cookiecutter.package_name }}.serve.prometheus import ServiceMetrics
@@ -92,8 +93,12 @@ def test_predictions_match_the_model_in_process(served: tuple[Project, httpx.Cli
     expected = predict_scores(
         model, model_input(pd.DataFrame(rows), schema), project.config.train.task
     )
-    assert [p["prediction"] for p in singles] == pytest.approx(list(expected[:10]), abs=1e-9)
-    assert [p["prediction"] for p in batch] == pytest.approx(list(expected), abs=1e-9)
+    assert [p["prediction"] for p in singles] == pytest.approx(
+        list(expected[:10]), abs=SCORE_TOLERANCE, rel=SCORE_TOLERANCE
+    )
+    assert [p["prediction"] for p in batch] == pytest.approx(
+        list(expected), abs=SCORE_TOLERANCE, rel=SCORE_TOLERANCE
+    )
     assert {p["variant"] for p in batch} == {"champion"}
     assert len({p["prediction_id"] for p in batch}) == 40
 
@@ -692,7 +697,9 @@ def test_batch_predict_scores_in_chunks_and_quarantines(tmp_path: Path) -> None:
     assert again.scoring == "scikit-learn"
     rescored = pd.read_parquet(again.output)
     assert rescored.drop(columns="prediction").equals(scored.drop(columns="prediction"))
-    assert rescored["prediction"].to_numpy() == pytest.approx(scored["prediction"], abs=1e-9)
+    assert rescored["prediction"].to_numpy() == pytest.approx(
+        scored["prediction"], abs=SCORE_TOLERANCE, rel=SCORE_TOLERANCE
+    )
     assert again.quarantine_file is not None
     assert pd.read_parquet(again.quarantine_file).equals(quarantined)
 

@@ -21,7 +21,7 @@ from {{ cookiecutter.package_name }}.data import ingest, read_snapshot
 from {{ cookiecutter.package_name }}.features import model_input
 from {{ cookiecutter.package_name }}.metrics import predict_scores
 from {{ cookiecutter.package_name }}.predictions import PredictionLog
-from {{ cookiecutter.package_name }}.scoring import COMPILED, SCIKIT_LEARN
+from {{ cookiecutter.package_name }}.scoring import COMPILED, SCIKIT_LEARN, SCORE_TOLERANCE
 from {{ cookiecutter.package_name }}.serve.routes import authorised, feedback, predict, predict_batch, ready
 from {{ cookiecutter.package_name }}.serve.schemas import Prediction, RequestModels
 from {{ cookiecutter.package_name }}.serve.state import ServiceState
@@ -72,7 +72,9 @@ def test_the_batch_route_scores_like_the_model_in_process(
     schema = read_snapshot(trained.snapshots_dir).schema
     frame = model_input(pd.DataFrame(rows), schema)
     expected = predict_scores(model, frame, trained.config.train.task)
-    assert [p.prediction for p in answer.predictions] == pytest.approx(list(expected), abs=1e-9)
+    assert [p.prediction for p in answer.predictions] == pytest.approx(
+        list(expected), abs=SCORE_TOLERANCE, rel=SCORE_TOLERANCE
+    )
     assert {(p.variant, p.model_version) for p in answer.predictions} == {("champion", "1")}
     asyncio.run(service.log.flush())
     logged = PredictionLog(trained.prediction_log_url).read()
@@ -262,7 +264,9 @@ def test_an_unseen_category_is_scored_as_the_pipeline_scores_an_unknown(
     _, model = Store.open(project).load_champion()
     frame = model_input(pd.DataFrame(rows), schema)
     expected = predict_scores(model, frame, project.config.train.task)
-    assert [p.prediction for p in answer.predictions] == pytest.approx(list(expected), abs=1e-9)
+    assert [p.prediction for p in answer.predictions] == pytest.approx(
+        list(expected), abs=SCORE_TOLERANCE, rel=SCORE_TOLERANCE
+    )
     assert _unseen_count(page, column) == 8
     others = [name for name in schema.categorical_features if name != column]
     assert [_unseen_count(page, name) for name in others] == [0] * len(others)
