@@ -49,6 +49,7 @@ from {{ cookiecutter.package_name }}.store import CHAMPION, Store
 from {{ cookiecutter.package_name }}.train import train
 
 from .conftest import ROOT, cli, running, write_project
+from .test_serve import _rows as client_rows
 
 pytestmark = pytest.mark.task_family_only
 
@@ -150,10 +151,7 @@ def test_every_family_trains_serves_batch_scores_and_warm_starts(tmp_path: Path)
     source = tmp_path / "to_score.csv"
     write_table(rows.drop(columns=[target]), source)
     requests = request_records(rows, snapshot.schema)
-    # The first row as a client sends it: every column but the target, in JSON values.
-    first = rows.head(1).drop(columns=[target]).astype(object)
-    body = {str(k): v for k, v in first.where(first.notna(), None).iloc[0].items()}
-    body[snapshot.schema.timestamp_column] = str(body[snapshot.schema.timestamp_column])
+    body = client_rows(project, 1)[0]  # the first of `rows`, as a client sends it
     store = Store.open(project)
 
     versions: dict[str, str] = {}

@@ -25,6 +25,7 @@ from {{ cookiecutter.package_name }}.scoring import (
     SCORE_TOLERANCE,
     CompiledModel,
     CompileError,
+    Verification,
     compile_model,
     load_scorer,
     request_records,
@@ -178,15 +179,21 @@ def test_a_linear_model_is_a_dot_product(ingested: tuple[Project, Snapshot]) -> 
     assert compiled.score_frame(pd.DataFrame(records).head(0)).shape == (0,)
 
 
+def _registered(project: Project, snapshot: Snapshot, folder: Path) -> Verification:
+    """The default family's model saved in `folder` as a version holds it, with its scorer."""
+    model = fit_model(project, snapshot, "hist_gradient_boosting")
+    mlflow.sklearn.save_model(model, str(folder), serialization_format="cloudpickle")
+    task = project.config.train.task
+    return write_scorer(model, snapshot.holdout, snapshot.schema, task, folder)
+
+
 def test_a_frame_goes_to_the_path_registration_timed_faster_on_one(
     ingested: tuple[Project, Snapshot], tmp_path: Path
 ) -> None:
     project, snapshot = ingested
     task = project.config.train.task
-    model = fit_model(project, snapshot, "hist_gradient_boosting")
     folder = tmp_path / "model"
-    mlflow.sklearn.save_model(model, str(folder), serialization_format="cloudpickle")
-    verification = write_scorer(model, snapshot.holdout, snapshot.schema, task, folder)
+    verification = _registered(project, snapshot, folder)
     assert verification.speedup_one_row is not None
     assert verification.speedup_one_row > 0
     assert verification.speedup_frame is not None
@@ -214,10 +221,8 @@ def test_an_unreadable_compiled_form_falls_back_to_scikit_learn(
 ) -> None:
     project, snapshot = ingested
     task = project.config.train.task
-    model = fit_model(project, snapshot, "hist_gradient_boosting")
     folder = tmp_path / "model"
-    mlflow.sklearn.save_model(model, str(folder), serialization_format="cloudpickle")
-    assert write_scorer(model, snapshot.holdout, snapshot.schema, task, folder).refused is None
+    assert _registered(project, snapshot, folder).refused is None
     records = request_records(snapshot.holdout.head(50), snapshot.schema)
     compiled = load_scorer(folder, load_model, snapshot.schema, task)
     by_sklearn = load_scorer(folder, load_model, snapshot.schema, task, compiled=False)

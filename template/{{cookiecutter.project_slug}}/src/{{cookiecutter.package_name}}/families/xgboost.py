@@ -11,6 +11,7 @@ XGBoost's rule: a row goes left when its value, rounded to float32, is below the
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .base import Continuation, Family, Params
@@ -113,8 +114,7 @@ def _trees(estimator: Any, width: int) -> tuple[Form, Link] | None:
     trees = Trees(**flat, roots=np.asarray(roots, dtype=np.int64), depth=depth, baseline=0.0)
     zeros = np.zeros((1, width))
     margin = float(estimator.predict(zeros, output_margin=True)[0])
-    baseline = margin - float(trees.raw(zeros)[0])
-    return Trees(**flat, roots=trees.roots, depth=depth, baseline=baseline), link
+    return replace(trees, baseline=margin - float(trees.raw(zeros)[0])), link
 
 
 FAMILY = Family(
