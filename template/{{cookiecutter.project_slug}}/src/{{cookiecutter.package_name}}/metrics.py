@@ -79,6 +79,14 @@ def prior_scores(y_train: np.ndarray, rows: int, classes: int) -> np.ndarray:
     return np.tile(counts / counts.sum(), (rows, 1))
 
 
+def logged_predictions(scores: np.ndarray) -> np.ndarray:
+    """The one number per row the prediction log's `prediction` keeps: the score itself, or for
+    a probability matrix the class decided (the matrix is logged beside it)."""
+    if scores.ndim == 2:
+        return np.asarray(class_decisions(scores), dtype=float)
+    return np.asarray(scores, dtype=float)
+
+
 def decisions(scores: np.ndarray) -> np.ndarray:
     """The positive decisions a classifier's probabilities stand for."""
     return np.asarray(scores, dtype=float) >= DECISION_THRESHOLD
@@ -272,6 +280,12 @@ class Metric:
     @property
     def maximize(self) -> bool:
         return self.direction == "maximize"
+
+    @property
+    def counts_errors(self) -> bool:
+        """Its per-row loss is 1 for a wrong decision and 0 for a right one: a rate of errors,
+        which the online report compares as two proportions."""
+        return self.row_loss in (zero_one_losses, class_zero_one_losses)
 
     def __call__(self, y_true: np.ndarray, scores: np.ndarray) -> float:
         """The metric on these rows; NaN where it is undefined (roc_auc on one class, say)."""

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -41,6 +42,7 @@ COLUMNS = [
     "features",
     "prediction",
     "latency_ms",
+    "probabilities",
     "label",
 ]
 SUPPORTED = ("sqlite", "postgresql")
@@ -48,7 +50,7 @@ SUPPORTED = ("sqlite", "postgresql")
 SQLITE_BUSY_SECONDS = 10.0
 SQLITE_JOURNAL = "TRUNCATE"  # a rollback journal: nothing mapped (see `_sqlite_connected`)
 POSTGRES_CONNECT_SECONDS = 5
-ROWS_PER_STATEMENT = 500  # 9 columns each: far below SQLite's and PostgreSQL's bound-value limits
+ROWS_PER_STATEMENT = 500  # 10 columns each: far below SQLite's and PostgreSQL's bound-value limits
 # PostgreSQL: replicas starting together queue on this advisory lock around the schema steps.
 SCHEMA_LOCK = 0x7072_6564_6C6F_6731  # "predlog1"
 # SQLite: a connection with this execution option begins with BEGIN IMMEDIATE, taking the write
@@ -73,6 +75,8 @@ class PredictionRecord:
     latency_ms: float
     entity_id: str | None = None
     ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Three or more classes: every class's probability (`prediction` is the class decided).
+    probabilities: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,7 @@ PREDICTIONS = sa.Table(
     sa.Column("features", sa.Text, nullable=False),  # JSON
     sa.Column("prediction", sa.Double, nullable=False),
     sa.Column("latency_ms", sa.Double, nullable=False),
+    sa.Column("probabilities", sa.Text),  # JSON list, in the schema's class order; else NULL
 )
 FEEDBACK = sa.Table(
     "feedback",
@@ -255,8 +260,20 @@ def _keep_label_history(db: Connection) -> None:
     )
 
 
+def _keep_class_probabilities(db: Connection) -> None:
+    """Version 4: a multiclass prediction's every class probability, which log loss and the
+    per-class checks read (`prediction` holds the class decided). NULL for other tasks and for
+    the rows logged before."""
+    db.execute(sa.text("ALTER TABLE predictions ADD COLUMN probabilities TEXT"))
+
+
 # Append only: step i (from 1) brings a database from version i - 1 to version i.
-STEPS: list[Callable[[Connection], None]] = [_create_tables, _index_the_reads, _keep_label_history]
+STEPS: list[Callable[[Connection], None]] = [
+    _create_tables,
+    _index_the_reads,
+    _keep_label_history,
+    _keep_class_probabilities,
+]
 SCHEMA_VERSION = len(STEPS)
 
 
@@ -484,6 +501,9 @@ class PredictionLog:
                     "features": json.dumps(r.features, default=str),
                     "prediction": float(r.prediction),
                     "latency_ms": float(r.latency_ms),
+                    "probabilities": None
+                    if r.probabilities is None
+                    else json.dumps([float(p) for p in r.probabilities]),
                 }
             else:
                 labels[(r.prediction_id, r.ts)] = {
@@ -585,7 +605,8 @@ class PredictionLog:
         champion answered (`served`) and the challenger scored unseen under the same
         `prediction_id`, whose label has arrived (a /feedback label names the served prediction,
         and the log joins it to both rows). Columns: prediction_id, ts, features (JSON), label,
-        champion and challenger (each version's logged prediction)."""
+        champion and challenger (each version's logged prediction), and for three or more
+        classes champion_probabilities and challenger_probabilities (JSON)."""
         served, shadow, f = PREDICTIONS.alias("served"), PREDICTIONS.alias("shadow"), FEEDBACK
         query = (
             sa.select(
@@ -595,6 +616,8 @@ class PredictionLog:
                 f.c.label,
                 served.c.prediction.label("champion"),
                 shadow.c.prediction.label("challenger"),
+                served.c.probabilities.label("champion_probabilities"),
+                shadow.c.probabilities.label("challenger_probabilities"),
             )
             .select_from(
                 served.join(shadow, shadow.c.prediction_id == served.c.prediction_id).join(
@@ -618,6 +641,14 @@ class PredictionLog:
         for column in ("label", "champion", "challenger"):
             frame[column] = frame[column].astype(float)
         return frame
+
+    @staticmethod
+    def scores(predictions: pd.Series, probabilities: pd.Series) -> np.ndarray:
+        """What the metrics read from logged rows (`metrics.py`): the logged predictions, or
+        where the rows carry every class's probability, the probability matrix."""
+        if len(probabilities) and probabilities.notna().all():
+            return np.array([json.loads(row) for row in probabilities], dtype=float)
+        return predictions.to_numpy(dtype=float)
 
     @staticmethod
     def features_frame(log: pd.DataFrame) -> pd.DataFrame:

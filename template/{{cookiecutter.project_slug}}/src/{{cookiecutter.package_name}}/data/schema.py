@@ -134,10 +134,13 @@ class ColumnSpec(BaseModel):
         return self.classes is not None and len(self.classes) > 2
 
     def class_name(self, label: float) -> str:
-        """The class a multiclass label (an index, as `label` maps it) stands for."""
+        """The class a classifier's label (as `label` maps it: a multiclass index, a binary 1.0
+        for the positive class) stands for: what a client sends back as feedback."""
         assert self.classes is not None, "a classifier's target"
-        assert self.is_multiclass, "a multiclass target"
-        return self.classes[int(label)]
+        if self.is_multiclass:
+            return self.classes[int(label)]
+        positive = self.positive_class
+        return next(c for c in self.classes if (c == positive) == (label == 1.0))
 
     @property
     def positive_class(self) -> str | None:
