@@ -453,6 +453,14 @@ def monitor_command(
                 f"{shown} / {performance['training_holdout'] or 0:.4f}",
             ]
         )
+        reference = performance.get("class_recall_reference", {})
+
+        def recall(value: float | None) -> str:
+            return "no rows" if value is None else f"{value:.3f}"  # None: none of the class
+
+        for name, now in performance.get("class_recall", {}).items():
+            before = recall(reference.get(name))
+            rows.append([f"recall of {name} now / reference", f"{recall(now)} / {before}"])
     elif "labelled_rows" in performance:
         least = project.config.monitor.min_window_rows
         labelled = performance["labelled_rows"]

@@ -26,12 +26,6 @@ from .errors import ProjectError
 from .families import lookup
 
 Task = Literal["binary_classification", "multiclass_classification", "regression"]
-# A task the loop takes only part of the way, and the commands that handle it so far: any other
-# stage refuses it at its start (`require_stage`), naming the task and itself, instead of failing
-# somewhere inside. Multiclass classification lands stage by stage.
-PARTIAL_TASKS: dict[str, tuple[str, ...]] = {
-    "multiclass_classification": ("schema infer", "demo-data", "ingest"),
-}
 # Where credentials live: environment variables (CI secrets, a deployment's env), named here.
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 PREDICTION_LOG_URL_ENV = "PREDICTION_LOG_URL"
@@ -42,10 +36,6 @@ ModelFamily = str
 
 class ConfigError(ProjectError, ValueError):
     """A configuration file is missing, unreadable or invalid."""
-
-
-class UnsupportedStageError(ConfigError):
-    """A stage that cannot handle the project's task yet (`PARTIAL_TASKS`)."""
 
 
 class Frozen(BaseModel):
@@ -417,20 +407,6 @@ class ProjectConfig(Frozen):
     @property
     def gate_metric(self) -> str:
         return self.promotion.primary_metric or self.train.primary_metric
-
-
-def require_stage(project: Project, stage: str) -> None:
-    """Refuse, before any work, to run `stage` (a command's name) on a task it cannot handle yet."""
-    task = project.config.train.task
-    handled = PARTIAL_TASKS.get(task)
-    if handled is None or stage in handled:
-        return
-    raise UnsupportedStageError(
-        f"{stage} does not support train.task: {task} yet ({project.config_name}): this "
-        f"version of the project takes {task} through {', '.join(handled)} only, and a later "
-        f"template version (copier update) brings the other stages; run {stage} on a "
-        "binary_classification or regression project until then"
-    )
 
 
 @dataclass(frozen=True)

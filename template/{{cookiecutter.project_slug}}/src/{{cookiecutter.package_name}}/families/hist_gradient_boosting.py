@@ -90,6 +90,10 @@ FAMILY = Family(
         "multiclass_classification": _classifier,
         "regression": _regressor,
     },
-    warm_start={"binary_classification": _more_trees, "regression": _more_trees},
+    warm_start={
+        "binary_classification": _more_trees,
+        "multiclass_classification": _more_trees,
+        "regression": _more_trees,
+    },
     compile=_trees,
 )

@@ -60,6 +60,9 @@ FAMILY = Family(
         "multiclass_classification": _logistic,
         "regression": _ridge,
     },
-    warm_start={"binary_classification": _reuse_weights},
+    warm_start={
+        "binary_classification": _reuse_weights,
+        "multiclass_classification": _reuse_weights,
+    },
     compile=_dot_product,
 )

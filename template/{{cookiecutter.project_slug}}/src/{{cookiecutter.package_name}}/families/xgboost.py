@@ -125,7 +125,11 @@ FAMILY = Family(
         "multiclass_classification": _classifier,
         "regression": _regressor,
     },
-    warm_start={"binary_classification": _more_rounds, "regression": _more_rounds},
+    warm_start={
+        "binary_classification": _more_rounds,
+        "multiclass_classification": _more_rounds,
+        "regression": _more_rounds,
+    },
     trusted=("xgboost",),
     requirements=("xgboost-cpu",),
     compile=_trees,

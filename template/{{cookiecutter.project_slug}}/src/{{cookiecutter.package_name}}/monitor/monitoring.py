@@ -16,13 +16,13 @@ from typing import Any, Literal
 import pandas as pd
 
 from .. import exit_codes
-from ..config import Project, require_stage
+from ..config import Project
 from ..data import DataSchema, Snapshot, read_snapshot, read_table, validate
 from ..features import model_input
 from ..metrics import predict_scores
 from ..predictions import PredictionLog
 from ..store import Store
-from .checks import LABEL, PREDICTION, drift, performance, quality
+from .checks import LABEL, PREDICTION, drift, performance, quality, with_scores
 
 Status = Literal["ok", "insufficient_data", "drift", "performance_drop"]
 
@@ -59,7 +59,7 @@ def _current(
         result = validate(raw, schema, now=now, scoring=schema.target.name not in raw.columns)
         frame = result.valid
         current = model_input(frame, schema)
-        current[PREDICTION] = predict_scores(model, current, task)
+        current = with_scores(current, predict_scores(model, current, task))
         if schema.target.name in frame.columns:
             current[LABEL] = frame[schema.target.name].to_numpy(float)
         if schema.timestamp_column in frame.columns:
@@ -74,7 +74,7 @@ def _current(
             columns=[*schema.feature_columns, PREDICTION]
         ), f"prediction log since {since:%Y-%m-%d}"
     current = model_input(PredictionLog.features_frame(log), schema)
-    current[PREDICTION] = log["prediction"].to_numpy(float)
+    current = with_scores(current, PredictionLog.scores(log["prediction"], log["probabilities"]))
     current[LABEL] = log["label"].to_numpy(float)
     current["ts"] = log["ts"].to_numpy()
     served = f"{len(log)} predictions served by version {version}"
@@ -99,7 +99,6 @@ def monitor(
 ) -> MonitorResult:
     """Compare the current window with the champion's reference data (`monitor.reference`: the
     rows of its snapshot its fit never saw, or its training split); write report and flag."""
-    require_stage(project, "monitor")
     now = now or datetime.now(UTC)
     config = project.config
     store = Store.open(project)
@@ -111,7 +110,8 @@ def monitor(
     schema = snapshot.schema
     rows, described = reference_rows(snapshot, config.monitor.reference)
     reference = model_input(rows, schema)
-    reference[PREDICTION] = predict_scores(model, reference, config.train.task)
+    reference = with_scores(reference, predict_scores(model, reference, config.train.task))
+    reference[LABEL] = rows[schema.target.name].to_numpy(float)
     current, window = _current(project, schema, (str(champion.version), model), source, now)
 
     directory = project.monitor_reports_dir
@@ -145,7 +145,7 @@ def monitor(
         )
         trained = champion.tags.get(f"holdout_{config.train.primary_metric}")
         summary["performance"], reasons["performance"] = performance(
-            project, float(trained) if trained else None, current
+            project, schema, float(trained) if trained else None, current, reference
         )
         report_path = directory / f"{stamp}.html"
         snap.save_html(str(report_path))

@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ..config import OnlineConfig, Project, require_stage
-from ..metrics import Metric, metric, zero_one_losses
+from ..config import OnlineConfig, Project
+from ..metrics import Metric, metric
 from ..predictions import PredictionLog
 from ..store import Store
 from .record import Decision, Outcome, conclude, new_record
@@ -33,7 +33,9 @@ def assign_variant(entity_id: str, online: OnlineConfig, salt: str) -> Variant:
 
 
 def _labelled(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    return rows["label"].to_numpy(float), rows["prediction"].to_numpy(float)
+    return rows["label"].to_numpy(float), PredictionLog.scores(
+        rows["prediction"], rows["probabilities"]
+    )
 
 
 def _test(
@@ -42,14 +44,13 @@ def _test(
     """On the metric's per-row losses: right/wrong rates by a two-proportion z-test, any other
     loss by Welch's t (lower is better)."""
     a, b = (challenger, champion) if reverse else (champion, challenger)
-    if gate_metric.row_loss is zero_one_losses:
+    if gate_metric.counts_errors:
         return two_proportion_z(int(len(a) - a.sum()), len(a), int(len(b) - b.sum()), len(b))
     return welch_t(a, b, lower_is_better=True)
 
 
 def ab_report(project: Project, since: datetime | None = None) -> Decision:
     """Promote, keep collecting, or roll back, from the logged predictions and their labels."""
-    require_stage(project, "ab-report")
     config, online = project.config, project.config.promotion.online
     task = config.train.task
     with PredictionLog(project.prediction_log_url) as predictions:
@@ -60,7 +61,10 @@ def ab_report(project: Project, since: datetime | None = None) -> Decision:
         variant: _labelled(labelled[labelled["variant"] == variant])
         for variant in ("champion", "challenger")
     }
-    losses = {variant: gate_metric.row_loss(y, p) for variant, (y, p) in rows.items()}
+    losses = {  # a variant without labels yet has no losses (and no probability matrix)
+        variant: gate_metric.row_loss(y, p) if len(y) else np.empty(0)
+        for variant, (y, p) in rows.items()
+    }
     versions = {
         variant: (log.loc[log["variant"] == variant, "model_version"].mode().tolist() or [None])[0]
         for variant in ("champion", "challenger")
@@ -89,7 +93,7 @@ def ab_report(project: Project, since: datetime | None = None) -> Decision:
     smallest = min(len(values) for values in losses.values())
     if smallest < online.min_samples_per_variant:
         needed = online.min_samples_per_variant
-        if gate_metric.row_loss is zero_one_losses and len(losses["champion"]):
+        if gate_metric.counts_errors and len(losses["champion"]):
             base = float(np.clip(1 - losses["champion"].mean(), 0.01, 0.99))
             effect = max(config.promotion.min_effect, 0.02)
             needed = max(needed, required_sample_size_proportions(base, effect, online.alpha, 0.8))

@@ -66,7 +66,8 @@ class ShadowRows:
         across a reset store would otherwise lend another model's answers to this one."""
         agree = np.ones(len(self), dtype=bool)
         for role in ROLES:
-            agree &= score_gap(scores[role], self.logged[role]) <= SCORE_TOLERANCE
+            close = score_gap(scores[role], self.logged[role]) <= SCORE_TOLERANCE
+            agree &= close.reshape(len(self), -1).all(axis=1)  # every class's probability
         return agree
 
     def account(self) -> dict[str, Any]:
@@ -118,7 +119,10 @@ def shadow_rows(
     found = ShadowRows(
         rows=model_input(requests.reindex(columns=schema.feature_columns), schema),
         truth=pairs["label"].to_numpy(float),
-        logged={role: pairs[role].to_numpy(float) for role in ROLES},
+        logged={
+            role: PredictionLog.scores(pairs[role], pairs[f"{role}_probabilities"])
+            for role in ROLES
+        },
         times=pairs["ts"].reset_index(drop=True),
     )
     timestamp = schema.timestamp_column

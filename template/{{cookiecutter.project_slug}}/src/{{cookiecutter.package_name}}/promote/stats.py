@@ -413,7 +413,8 @@ def _resampled_values(
 
 
 def _paired_arrays(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The arrays as 1-D floats, refused unless they pair up row for row."""
+    """The arrays as floats, refused unless they pair up row for row: labels and losses have
+    one value per row, a multiclass model's scores one row of class probabilities."""
     converted = tuple(_as_finite(array, f"argument {i + 1}") for i, array in enumerate(arrays))
     lengths = {len(array) for array in converted}
     if len(lengths) != 1:
@@ -425,8 +426,8 @@ def _paired_arrays(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
 
 def _as_finite(values: np.ndarray, name: str) -> np.ndarray:
     array = np.asarray(values, dtype=float)
-    if array.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array, got shape {array.shape}")
+    if array.ndim not in (1, 2):
+        raise ValueError(f"{name}: expected one value or one row per row, got shape {array.shape}")
     if not np.isfinite(array).all():
         raise ValueError(f"{name}: contains NaN or infinite values")
     return array

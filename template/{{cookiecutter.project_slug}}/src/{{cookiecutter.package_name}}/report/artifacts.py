@@ -23,17 +23,17 @@ from ..predictions import PredictionLog, PredictionLogError, short_reason
 # Points per version on the metric-over-time chart: enough to show a trend, few enough that each
 # rests on tens of labels even for a version with only a few hundred.
 MAX_POINTS_PER_VERSION = 12
+LABELLED_COLUMNS = ["ts", "model_version", "prediction", "probabilities", "label"]
 
 
 @dataclass(frozen=True)
 class Traffic:
     """Served predictions per version, and those whose label has arrived (`labelled`: ts,
-    model_version, prediction, label). `problem` says why the log could not be read."""
+    model_version, prediction, probabilities, label). `problem` says why the log could not be
+    read."""
 
     served: dict[str, int] = field(default_factory=dict)
-    labelled: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=["ts", "model_version", "prediction", "label"])
-    )
+    labelled: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LABELLED_COLUMNS))
     problem: str | None = None
 
 
@@ -45,9 +45,7 @@ def read_traffic(project: Project) -> Traffic:
     except (sa.exc.SQLAlchemyError, PredictionLogError) as error:
         return Traffic(problem=f"the prediction log could not be read: {short_reason(error)}")
     counts = {str(k): int(v) for k, v in served.groupby("model_version").size().items()}
-    labelled = served.loc[
-        served["label"].notna(), ["ts", "model_version", "prediction", "label"]
-    ].reset_index(drop=True)
+    labelled = served.loc[served["label"].notna(), LABELLED_COLUMNS].reset_index(drop=True)
     labelled["model_version"] = labelled["model_version"].astype(str)
     return Traffic(served=counts, labelled=labelled)
 
@@ -109,7 +107,10 @@ def _split(frame: pd.DataFrame, parts: int) -> list[pd.DataFrame]:
 
 
 def _score(score: Metric, rows: pd.DataFrame) -> float:
-    return score(rows["label"].to_numpy(float), rows["prediction"].to_numpy(float))
+    return score(
+        rows["label"].to_numpy(float),
+        PredictionLog.scores(rows["prediction"], rows["probabilities"]),
+    )
 
 
 @dataclass(frozen=True)

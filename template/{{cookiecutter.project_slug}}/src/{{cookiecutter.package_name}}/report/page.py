@@ -445,7 +445,8 @@ def _drift(project: Project, monitored: Monitored | None, page: Path) -> tuple[s
     )
 
     def label(name: str) -> str:
-        return name if name in features else f"{name} (model output)"
+        outside = {"prediction": "model output", "label": "the labels that arrived"}
+        return name if name in features else f"{name} ({outside.get(name, 'not a feature')})"
 
     bars = [
         figures.DriftBar(

@@ -34,6 +34,7 @@ from .compiler import CompileError, compile_model
 
 __all__ = [
     "COMPILED",
+    "MULTICLASS_BY_LIBRARY",
     "SCIKIT_LEARN",
     "SCORE_TOLERANCE",
     "CompileError",
@@ -58,6 +59,9 @@ VERIFICATION_FILE = "verification.json"
 # computes in float32).
 SCORE_TOLERANCE = 1e-5
 TURNED_OFF = "turned off by train.compiled_scoring"
+# Three or more classes: the compiled forms hold one score per row (a boosted ensemble per class
+# and a per-class calibration would each be a form of their own), so the library scores them.
+MULTICLASS_BY_LIBRARY = "a multiclass model has no compiled form: its library scores it"
 # How registration times the two paths: request rows one at a time, and one frame of this many
 # rows (the holdout's, repeated), the faster of a few tries.
 TIMED_REQUESTS = 30
@@ -251,6 +255,8 @@ def write_scorer(
     The verdict is written either way, so a version without the compiled form says why."""
     if not enabled:
         verification = Verification(0, None, 0, TURNED_OFF)
+    elif task == "multiclass_classification":
+        verification = Verification(0, None, 0, MULTICLASS_BY_LIBRARY)
     else:
         try:
             compiled = compile_model(model, family)

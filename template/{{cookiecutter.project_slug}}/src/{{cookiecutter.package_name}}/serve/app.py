@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..config import Project, require_stage
+from ..config import Project
 from ..redaction import redact_logs
 from .routes import build_router, docs_router, validation_refused
 from .schemas import RequestModels
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 def create_app(project: Project) -> FastAPI:
     """A service for the project's registered model; nothing is loaded until start-up."""
-    require_stage(project, "serve")
     state = ServiceState(project)
     # The API's own description is served by `docs_router`, behind the key as configured.
     app = FastAPI(

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..config import FileSourceConfig, Project, require_stage
+from ..config import FileSourceConfig, Project, Task
 from ..data import REASON, SOURCE_ROW, DataError, DataSchema, project_schema, validate
 from ..data.sources import check_header, check_names, csv_delimiter, csv_header
-from ..metrics import decisions
+from ..metrics import class_decisions, decisions
 from ..store import Store
 from .registry import version_scorer
 
@@ -50,16 +51,26 @@ def checked_columns(schema: DataSchema, available: Sequence[str]) -> list[str]:
     ]
 
 
-def output_schemas(schema: DataSchema, columns: Sequence[str], classify: bool) -> OutputSchemas:
+def probability_column(name: str) -> str:
+    """The output column of one class's probability (three or more classes)."""
+    return f"probability_{name}"
+
+
+def output_schemas(schema: DataSchema, columns: Sequence[str], task: Task) -> OutputSchemas:
     """Both engines' outputs for data whose checked columns are `columns`: one schema, so their
     files concatenate and join. A scored row: its key (and time), score, version and, for a
-    classifier, label. A quarantined row: where it came from, its cells as text, the reasons."""
+    classifier, label (three or more classes: the likeliest class, and every class's
+    probability). A quarantined row: where it came from, its cells as text, the reasons."""
     scored = [pa.field(schema.key_column, pa.string())]
     if schema.timestamp_column in columns:
         scored.append(pa.field(schema.timestamp_column, TIMESTAMP))
     scored += [pa.field("prediction", pa.float64()), pa.field("model_version", pa.string())]
-    if classify:
+    if task == "binary_classification":
         scored.append(pa.field("label", pa.int64()))
+    elif task == "multiclass_classification":
+        scored.append(pa.field("label", pa.string()))
+        classes = schema.target.classes or ()
+        scored += [pa.field(probability_column(name), pa.float64()) for name in classes]
     quarantined = [pa.field(SOURCE_FILE, pa.string()), pa.field(SOURCE_ROW, pa.int64())]
     quarantined += [pa.field(name, pa.string()) for name in [*columns, REASON]]
     return OutputSchemas(pa.schema(scored), pa.schema(quarantined))
@@ -82,13 +93,21 @@ def quarantine_path(output: Path) -> Path:
 
 
 def scored_columns(
-    valid: pd.DataFrame, schema: DataSchema, values: Any, version: str, classify: bool
+    valid: pd.DataFrame, schema: DataSchema, values: np.ndarray, version: str, task: Task
 ) -> pd.DataFrame:
-    """What a scored row holds, in both engines: its key (and time), score, version, label."""
+    """What a scored row holds, in both engines: its key (and time), score, version, label, and
+    for three or more classes each class's probability (`prediction` is the likeliest's)."""
     keys = [c for c in (schema.key_column, schema.timestamp_column) if c in valid.columns]
-    out = valid[keys].assign(prediction=values, model_version=version)
-    if classify:
+    matrix = values.ndim == 2
+    top = values.max(axis=1) if matrix else values
+    out = valid[keys].assign(prediction=top, model_version=version)
+    if task == "binary_classification":
         out["label"] = decisions(values).astype("int64")
+    elif matrix:
+        classes = np.asarray(schema.target.classes, dtype=object)
+        out["label"] = classes[class_decisions(values)]
+        for index, name in enumerate(classes):
+            out[probability_column(str(name))] = values[:, index]
     return out
 
 
@@ -143,9 +162,8 @@ def batch_predict(
 
     Raises StoreError when there is no champion yet, DataError when the file cannot be read.
     """
-    require_stage(project, "batch-predict")
     schema = project_schema(project)
-    classify = project.config.train.task == "binary_classification"
+    task = project.config.train.task
     store = Store.open(project)
     version = str(store.champion().version)
     scorer = version_scorer(store, version)
@@ -160,7 +178,7 @@ def batch_predict(
         for chunk in _chunks(source, chunk_rows, configured):
             result = validate(chunk, schema, scoring=True)
             columns = checked_columns(schema, list(chunk.columns))
-            written = output_schemas(schema, columns, classify)
+            written = output_schemas(schema, columns, task)
             if len(result.quarantined):
                 refused = result.quarantined
                 text = refused.drop(columns=[SOURCE_ROW]).astype("string")
@@ -169,7 +187,7 @@ def batch_predict(
                 rejected.add(text, written.quarantined)
             if len(result.valid):
                 values = scorer.score_frame(result.valid)
-                rows = scored_columns(result.valid, schema, values, version, classify)
+                rows = scored_columns(result.valid, schema, values, version, task)
                 scored.add(rows, written.scored)
             read += len(chunk)
             good += len(result.valid)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import Project, require_stage
+from ..config import Project
 from ..data import DataError, project_schema, read_table, validate
 
 TIMEOUT_SECONDS = 30.0
@@ -83,7 +83,6 @@ def replay(
 ) -> ReplayResult:
     """Send the valid rows of `source` (the newest `rows` of them, by event time) to the service
     at `url`, then, with `labels`, the target of every answered row as feedback."""
-    require_stage(project, "replay")
     schema = project_schema(project)
     result = validate(read_table(source), schema, scoring=not labels)
     valid = result.valid.sort_values(schema.timestamp_column, kind="stable")
@@ -91,8 +90,11 @@ def replay(
         valid = valid.tail(rows)
     if labels and schema.target.name not in valid.columns:
         raise DataError(f"{source} has no {schema.target.name} column: nothing to send as labels")
-    target = [schema.target.name] if labels else []
-    targets = [row[schema.target.name] for row in _json_rows(valid[target])] if labels else []
+    targets: list[Any] = []
+    if labels:  # as the table holds them: a classifier's labels are its classes' names
+        values = valid[schema.target.name].to_list()
+        classes = schema.target.classes is not None
+        targets = [schema.target.class_name(v) if classes else v for v in values]
     request_columns = [
         c for c in (schema.id_column, schema.timestamp_column, *schema.feature_columns) if c
     ]

@@ -130,9 +130,17 @@ class Prediction(BaseModel):
     prediction_id: str
     variant: Literal["champion", "challenger"]
     model_version: str
-    prediction: float = Field(description="probability of the positive class, or the value")
-    label: int | None = Field(
-        default=None, description=f"classifiers: prediction >= {DECISION_THRESHOLD}"
+    prediction: float = Field(
+        description="the positive class's probability (binary), the likeliest class's "
+        "probability (three or more classes), or the value (regression)"
+    )
+    label: int | str | None = Field(
+        default=None,
+        description=f"binary: 1 when prediction >= {DECISION_THRESHOLD}, else 0; three or more "
+        "classes: the likeliest class; regression: none",
+    )
+    probabilities: dict[str, float] | None = Field(
+        default=None, description="three or more classes: every class's probability, by class"
     )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import FileSourceConfig, Project, require_stage
+from ..config import FileSourceConfig, Project, Task
 from ..data import SOURCE_ROW, DataError, DataSchema, project_schema, validate
 from ..errors import ProjectError
 from ..scoring import Scorer
@@ -162,12 +162,12 @@ def _scored(
     offsets: dict[tuple[str, int], int],
     scorer: Scorer,
     version: str,
-    classify: bool,
+    task: Task,
 ) -> Iterator[pd.DataFrame]:
     for result, _, _ in _checked(batches, schema, offsets):
         if len(result.valid):
             values = scorer.score_frame(result.valid)
-            yield scored_columns(result.valid, schema, values, version, classify)
+            yield scored_columns(result.valid, schema, values, version, task)
 
 
 def _quarantined(
@@ -189,10 +189,9 @@ def spark_batch_predict(
 
     Raises SparkUnavailableError without PySpark or Java, StoreError without a champion, DataError
     when the input cannot be read or lacks a column the model needs."""
-    require_stage(project, "batch-predict")
     require_spark()
     schema = project_schema(project)
-    classify = project.config.train.task == "binary_classification"
+    task = project.config.train.task
     store = Store.open(project)
     version = str(store.champion().version)
     scorer = version_scorer(store, version)
@@ -209,7 +208,7 @@ def spark_batch_predict(
         raise DataError(f"{source}: the data lacks required columns: {', '.join(missing)}")
     frame = frame.select(*present).withColumn(SOURCE_FILE, functions.input_file_name())
     offsets = _row_offsets(frame)
-    written = output_schemas(schema, present, classify)
+    written = output_schemas(schema, present, task)
     scored = frame.mapInPandas(
         partial(
             _scored,
@@ -217,7 +216,7 @@ def spark_batch_predict(
             offsets=offsets,
             scorer=scorer,
             version=version,
-            classify=classify,
+            task=task,
         ),
         from_arrow_schema(written.scored),
     )

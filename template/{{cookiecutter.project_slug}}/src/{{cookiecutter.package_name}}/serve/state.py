@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from ..config import ConfigError, Project, ServeConfig
 from ..data import project_schema, row_key
-from ..metrics import decisions
+from ..metrics import decisions, logged_predictions
 from ..predictions import FeedbackRecord, PredictionLog, PredictionRecord, short_reason
 from ..promote import assign_variant
 from ..scoring import COMPILED
@@ -130,10 +130,26 @@ class ServiceState:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.scoring_thread, self._score_now, model, rows)
 
-    def _labels(self, values: np.ndarray) -> list[int | None]:
-        if self.task != "binary_classification":
-            return [None] * len(values)
-        return [int(flag) for flag in decisions(values)]
+    def answers(self, values: np.ndarray) -> list[dict[str, Any]]:
+        """Each row's answer fields: the probability or value, and a classifier's decision
+        (three or more classes: the likeliest class, and every class's probability)."""
+        if self.task == "binary_classification":
+            flags = decisions(values)
+            return [
+                {"prediction": float(v), "label": int(f)}
+                for v, f in zip(values, flags, strict=True)
+            ]
+        if self.task == "multiclass_classification":
+            classes = self.schema.target.classes or ()
+            return [
+                {
+                    "prediction": float(row.max()),
+                    "label": classes[int(row.argmax())],
+                    "probabilities": dict(zip(classes, map(float, row), strict=True)),
+                }
+                for row in values
+            ]
+        return [{"prediction": float(v)} for v in values]
 
     def record(
         self,
@@ -148,7 +164,9 @@ class ServiceState:
         """Queue the predictions for the log and count them; served ids can receive feedback."""
         now = datetime.now(UTC)
         per_row = 1_000 * seconds / len(rows)
-        for row, prediction_id, value in zip(rows, ids, values, strict=True):
+        matrix = values.ndim == 2
+        logged = logged_predictions(values)
+        for row, prediction_id, value, scores in zip(rows, ids, logged, values, strict=True):
             self.log.add(
                 PredictionRecord(
                     prediction_id=prediction_id,
@@ -160,6 +178,7 @@ class ServiceState:
                     latency_ms=per_row,
                     entity_id=self.entity_id(row),
                     ts=now,
+                    probabilities=tuple(map(float, scores)) if matrix else None,
                 )
             )
             if served:
@@ -190,13 +209,9 @@ class ServiceState:
             chosen = [rows[i] for i in members]
             values, seconds = await self.score(model, chosen)
             self.record(model, chosen, [ids[i] for i in members], values, seconds, served=True)
-            for i, value, label in zip(members, values, self._labels(values), strict=True):
+            for i, answer in zip(members, self.answers(values), strict=True):
                 answers[i] = Prediction(
-                    prediction_id=ids[i],
-                    variant=model.alias,
-                    model_version=model.version,
-                    prediction=float(value),
-                    label=label,
+                    prediction_id=ids[i], variant=model.alias, model_version=model.version, **answer
                 )
         challenger = models.get(CHALLENGER)
         if self.online.mode == "shadow" and challenger is not None:

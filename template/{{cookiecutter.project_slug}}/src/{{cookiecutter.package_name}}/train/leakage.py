@@ -308,18 +308,25 @@ def single_feature_score(
     numeric: bool,
 ) -> float:
     """How well this one feature alone predicts the target on validation: ROC AUC of a tree's
-    probability, or R² of the better of a tree and (numeric only) a line. A fitted model is
-    already oriented, so no `max(auc, 1 - auc)`. NaN when a split holds a single label."""
+    probability (for three or more classes, each class against the rest, averaged), or R² of
+    the better of a tree and (numeric only) a line. A fitted model is already oriented, so no
+    `max(auc, 1 - auc)`. NaN when a split holds a single label."""
     if len(np.unique(y_train)) < 2 or len(np.unique(y_validation)) < 2:
         return math.nan
     rows = x_train.reshape(-1, 1)
     validation = x_validation.reshape(-1, 1)
-    if task == "binary_classification":
+    if task != "regression":
         classifier = DecisionTreeClassifier(
             max_leaf_nodes=TREE_LEAVES, min_samples_leaf=TREE_LEAF_ROWS, random_state=0
         ).fit(rows, y_train)
-        probability = classifier.predict_proba(validation)[:, 1]
-        return metric(task, "roc_auc")(y_validation, probability)
+        probability = classifier.predict_proba(validation)
+        if task == "binary_classification":
+            return metric(task, "roc_auc")(y_validation, probability[:, 1])
+        # One column per class index, a class the training rows lack scoring 0 everywhere.
+        columns = int(max(y_train.max(), y_validation.max())) + 1
+        matrix = np.zeros((len(validation), columns))
+        matrix[:, classifier.classes_.astype(int)] = probability
+        return metric(task, "roc_auc_ovr")(y_validation, matrix)
     r2 = metric(task, "r2")
     regressor = DecisionTreeRegressor(
         max_leaf_nodes=TREE_LEAVES, min_samples_leaf=TREE_LEAF_ROWS, random_state=0
@@ -455,7 +462,11 @@ def check_leakage(
     _check_allow(config.allow, schema)
     y_train = _labels(train, schema, task)
     y_validation = _labels(validation, schema, task)
-    score_name = "roc_auc" if task == "binary_classification" else "r2"
+    score_name = {
+        "binary_classification": "roc_auc",
+        "multiclass_classification": "roc_auc_ovr",
+        "regression": "r2",
+    }[task]
     scores: dict[str, float] = {}
     one_label_shares: dict[str, float] = {}
     leaks = []

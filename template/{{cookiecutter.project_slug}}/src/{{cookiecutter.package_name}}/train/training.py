@@ -23,12 +23,12 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from ..config import ModelFamily, Project, require_stage
+from ..config import ModelFamily, Project
 from ..data import PARTS, Snapshot, read_snapshot, require_training_rows
 from ..errors import ProjectError
 from ..families import BASELINE, Family, Params, lookup
 from ..features import model_input
-from ..metrics import compute_metrics, metric, predict_scores, slice_metrics
+from ..metrics import class_recalls, compute_metrics, metric, predict_scores, slice_metrics
 from ..scoring import Verification, write_scorer
 from ..store import CHALLENGER, CHAMPION, SNAPSHOT_PATH, Run, Store
 from .leakage import LeakageError, LeakageReport, check_leakage
@@ -53,6 +53,7 @@ class Evaluation:
     baseline_holdout: dict[str, float]
     slices: dict[str, dict[str, float]]
     beats_baseline: bool
+    class_recall: dict[str, float]  # three or more classes: each class's recall on the holdout
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ def champion_pipeline(
 def fit_model(
     project: Project, snapshot: Snapshot, family: ModelFamily, warm_from: Pipeline | None = None
 ) -> Any:
-    """Fit on train; classifiers are then calibrated on validation, which the fit never saw."""
+    """Fit on train; classifiers are then calibrated on validation, which the fit never saw
+    (three or more classes: each class against the rest, then normalised to sum to one)."""
     settings = project.config.train
     schema = snapshot.schema
     params = family_params(project, family)
@@ -109,7 +111,7 @@ def fit_model(
     else:
         model = build_model(schema, settings.task, lookup(family), params, settings.seed)
         model.fit(rows, snapshot.train[target])
-    if settings.task == "binary_classification" and settings.calibration != "none":
+    if settings.task != "regression" and settings.calibration != "none":
         calibrated = CalibratedClassifierCV(FrozenEstimator(model), method=settings.calibration)
         return calibrated.fit(model_input(snapshot.validation, schema), snapshot.validation[target])
     return model
@@ -135,6 +137,9 @@ def _evaluate(
         slices = slice_metrics(
             settings.task, truth, scores, snapshot.holdout[settings.slice_column]
         )
+    recall = {}
+    if schema.target.is_multiclass:
+        recall = class_recalls(truth, scores, schema.target.classes or ())
     primary = metric(settings.task, settings.primary_metric)
     value = holdout[primary.name]
     better = primary.improvement(baseline_holdout[primary.name], value) > 0
@@ -144,6 +149,7 @@ def _evaluate(
         baseline_holdout=baseline_holdout,
         slices=slices,
         beats_baseline=better and not math.isnan(value),
+        class_recall=recall,
     )
     return evaluation, scores
 
@@ -159,9 +165,7 @@ def _log_lineage(run: Run, project: Project, snapshot: Snapshot, family: ModelFa
             "task": settings.task,
             "model_family": family,
             "seed": settings.seed,
-            "calibration": settings.calibration
-            if settings.task == "binary_classification"
-            else "n/a",
+            "calibration": settings.calibration if settings.task != "regression" else "n/a",
             "snapshot_id": snapshot.snapshot_id,
             "split_strategy": snapshot.split["strategy"],
             "features": ",".join(schema.feature_columns),
@@ -240,6 +244,10 @@ def _log_run(
             for name, figures in evaluation.slices.items()
             for key, value in figures.items()
         },
+        **{
+            f"holdout_recall_{_metric_key(name)}": value
+            for name, value in evaluation.class_recall.items()
+        },
         "fit_seconds": fit_seconds,
     }
     run.log_metrics(metrics)
@@ -261,7 +269,7 @@ def _register(
     lineage and scoring path, make it the challenger."""
     settings = store.project.config.train
     example = model_input(snapshot.holdout.head(5), snapshot.schema)
-    classify = settings.task == "binary_classification"
+    classify = settings.task != "regression"
     output = model.predict_proba(example) if classify else model.predict(example)
     with tempfile.TemporaryDirectory() as extra:
         verification = write_scorer(
@@ -327,7 +335,6 @@ def train(
     A model that does not beat the baseline on the primary metric is logged but not registered;
     data that leaks the target (see `leakage.py`) is refused before fitting, with LeakageError.
     """
-    require_stage(project, "train")
     family = family or project.config.train.model_family
     lookup(family)  # an unknown family is refused before any work, naming the known ones
     snapshot = read_snapshot(project.snapshots_dir, snapshot_id)
