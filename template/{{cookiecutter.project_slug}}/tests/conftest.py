@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import Project, load_project
-from {{ cookiecutter.package_name }}.data import DataSchema, write_table
+from {{ cookiecutter.package_name }}.data import DataSchema, project_schema, write_table
 from {{ cookiecutter.package_name }}.promote import Outcome, promote
 from {{ cookiecutter.package_name }}.serve import create_app
 from {{ cookiecutter.package_name }}.serve.server import server_options
@@ -33,6 +33,20 @@ pytest_plugins = ["tests.answers", "pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 MakeProject = Callable[..., Project]
+MULTICLASS = "multiclass_classification"
+REGRESSION_LABEL = 42.0
+
+
+def a_label(project: Project, which: int = 1) -> tuple[Any, float]:
+    """A label `/feedback` takes for the project's task, and the value the log then holds (as
+    the model reads it): a classifier's class number `which` (binary: 1 is the positive class)
+    by its name; a regressor's 42, minus `which` - 1."""
+    target = project_schema(project).target
+    if target.classes is None:
+        return REGRESSION_LABEL - (which - 1), REGRESSION_LABEL - (which - 1)
+    if target.is_multiclass:
+        return target.classes[which], float(which)
+    return target.class_name(float(which)), float(which)
 
 
 @pytest.fixture(autouse=True)

@@ -39,6 +39,7 @@ from {{ cookiecutter.package_name }}.features import model_input
 from {{ cookiecutter.package_name }}.metrics import predict_scores
 from {{ cookiecutter.package_name }}.scoring import (
     COMPILED,
+    MULTICLASS_BY_LIBRARY,
     SCIKIT_LEARN,
     SCORE_TOLERANCE,
     request_records,
@@ -81,7 +82,7 @@ EXPECTED: dict[str, Expected] = {
             "regression": "HistGradientBoostingRegressor",
         },
         compiled=True,
-        warm_starts=frozenset({"binary_classification", "regression"}),
+        warm_starts=frozenset({"binary_classification", "multiclass_classification", "regression"}),
     ),
     "lightgbm": Expected(
         {
@@ -90,7 +91,7 @@ EXPECTED: dict[str, Expected] = {
             "regression": "LGBMRegressor",
         },
         compiled=True,
-        warm_starts=frozenset({"binary_classification", "regression"}),
+        warm_starts=frozenset({"binary_classification", "multiclass_classification", "regression"}),
     ),
     "linear": Expected(
         {
@@ -99,7 +100,7 @@ EXPECTED: dict[str, Expected] = {
             "regression": "Ridge",
         },
         compiled=True,
-        warm_starts=frozenset({"binary_classification"}),
+        warm_starts=frozenset({"binary_classification", "multiclass_classification"}),
     ),
     "xgboost": Expected(
         {
@@ -108,7 +109,7 @@ EXPECTED: dict[str, Expected] = {
             "regression": "XGBRegressor",
         },
         compiled=True,
-        warm_starts=frozenset({"binary_classification", "regression"}),
+        warm_starts=frozenset({"binary_classification", "multiclass_classification", "regression"}),
     ),
 }
 
@@ -155,11 +156,15 @@ def test_every_family_trains_serves_batch_scores_and_warm_starts(tmp_path: Path)
     store = Store.open(project)
 
     versions: dict[str, str] = {}
+    multiclass = task == "multiclass_classification"
     for kind in KINDS:  # trained, verified or said why, registered, scored in batch
         version = versions[kind] = str(train(project, family=kind).version)
         tags = store.client.get_model_version(store.model_name, version).tags
         assert tags["model_family"] == kind
-        if EXPECTED[kind].compiled:
+        if multiclass:  # every class's probability: scored by the library, and it says so
+            assert tags["scoring"] == SCIKIT_LEARN
+            assert tags["compiled_refused"] == MULTICLASS_BY_LIBRARY
+        elif EXPECTED[kind].compiled:
             assert tags["scoring"] == COMPILED, tags.get("compiled_refused")
         else:
             assert tags["scoring"] == SCIKIT_LEARN
@@ -174,7 +179,9 @@ def test_every_family_trains_serves_batch_scores_and_warm_starts(tmp_path: Path)
         store.set_alias(CHAMPION, version)
         batch = batch_predict(project, source, tmp_path / f"{kind}.parquet")
         assert (batch.rows_scored, batch.scoring) == (len(rows), tags["scoring_frames"])
-        assert pd.read_parquet(batch.output)["prediction"].to_numpy() == close
+        top = expected.max(axis=1) if multiclass else expected  # the likeliest class's
+        scored = pd.read_parquet(batch.output)["prediction"].to_numpy()
+        assert scored == pytest.approx(top, abs=SCORE_TOLERANCE, rel=SCORE_TOLERANCE)
 
     with running(project) as client:  # served: the service follows champion to each family
         for kind, version in versions.items():
@@ -189,9 +196,13 @@ def test_every_family_trains_serves_batch_scores_and_warm_starts(tmp_path: Path)
             expected = predict_scores(
                 store.load_version(version), model_input(rows.head(1), snapshot.schema), task
             )
+            first = expected[0]
             assert answer.json()["prediction"] == pytest.approx(
-                expected[0], abs=SCORE_TOLERANCE, rel=SCORE_TOLERANCE
+                first.max() if multiclass else first, abs=SCORE_TOLERANCE, rel=SCORE_TOLERANCE
             )
+            if multiclass:
+                probabilities = list(answer.json()["probabilities"].values())
+                assert probabilities == pytest.approx(first, abs=SCORE_TOLERANCE)
 
     for kind, version in versions.items():  # a retrain continues the champion where it can
         store.set_alias(CHAMPION, version)

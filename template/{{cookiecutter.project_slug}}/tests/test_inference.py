@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 import yaml
 from pydantic import ValidationError
 from sklearn.datasets import load_breast_cancer, load_diabetes
@@ -75,8 +76,18 @@ def _diabetes() -> pd.DataFrame:
     return _own_data(load_diabetes(as_frame=True, scaled=False).frame)
 
 
+def _election() -> pd.DataFrame:
+    """statsmodels' 1996 election survey, its party identification (seven classes) as target."""
+    survey = sm.datasets.anes96.load_pandas().data
+    return _own_data(survey.rename(columns={"PID": "target"}))
+
+
 def _dataset(task: Task) -> pd.DataFrame:
-    return _breast_cancer() if task == "binary_classification" else _diabetes()
+    return {
+        "binary_classification": _breast_cancer,
+        "multiclass_classification": _election,
+        "regression": _diabetes,
+    }[task]()
 
 
 def _infer_and_check(path: Path, task: Task, **options: Any) -> tuple[InferredSchema, DataSchema]:

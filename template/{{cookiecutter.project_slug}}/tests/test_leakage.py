@@ -54,7 +54,7 @@ TASK = load_project(ROOT / "configs" / "project.yaml").config.train.task
 FAMILY = load_project(ROOT / "configs" / "project.yaml").config.train.model_family
 # 30 boosting rounds instead of 100: enough to train, quicker to test.
 PARAMS: dict[str, Any] = {"max_iter": 30} if FAMILY == "hist_gradient_boosting" else {}
-PLANTED = "account_status" if TASK == CLASSIFY else "invoiced_next_month"
+PLANTED = "invoiced_next_month" if TASK == "regression" else "account_status"
 
 
 def _schema(frame: pd.DataFrame, target: str, categorical: tuple[str, ...] = ()) -> DataSchema:
@@ -443,6 +443,11 @@ def _leaky_project(root: Path, allow: dict[str, str] | None = None) -> Project:
     if TASK == CLASSIFY:
         rows[PLANTED] = rows[target].map({0: "active", 1: "closing"})
         planted = ColumnSpec(name=PLANTED, role="categorical", categories=("active", "closing"))
+    elif TASK == "multiclass_classification":  # a status that names the plan change to come
+        statuses = {name: f"{name}_pending" for name in schema.target.classes or ()}
+        rows[PLANTED] = rows[target].astype(str).map(statuses)
+        categories = tuple(statuses.values())
+        planted = ColumnSpec(name=PLANTED, role="categorical", categories=categories)
     else:
         rows[PLANTED] = rows[target] * 2
         planted = ColumnSpec(name=PLANTED, role="numeric", min=0, max=40_000)

@@ -1,8 +1,8 @@
-"""Multiclass classification so far: `schema infer` on real multiclass tables that ship inside
-packages (scikit-learn's wines, statsmodels' 1996 election survey, the Palmer penguins), each only
-given a timestamp in file order; ingest keeping every class in every split, or refusing with the
-class, the split and the setting; the binary refusal that names the way forward; and the stages
-that refuse the task, by name, until they handle it.
+"""Multiclass classification on real multiclass tables that ship inside packages (scikit-learn's
+wines, statsmodels' 1996 election survey, the Palmer penguins), each only given a timestamp in
+file order: `schema infer`; ingest keeping every class in every split, or refusing with the
+class, the split and the setting; the binary refusal that names the way forward; and the
+penguins from the file to a served champion that answers every class's probability.
 
 Each test writes its own configuration for the task it is about, so it holds whatever the
 template's answers were (and needs no `answers` mark).
@@ -21,13 +21,7 @@ import yaml
 from palmerpenguins import load_penguins
 from sklearn.datasets import load_wine
 
-from {{ cookiecutter.package_name }}.config import (
-    PARTIAL_TASKS,
-    Project,
-    Task,
-    UnsupportedStageError,
-    load_project,
-)
+from {{ cookiecutter.package_name }}.config import Project, Task, load_project
 from {{ cookiecutter.package_name }}.data import (
     DataError,
     DataSchema,
@@ -39,10 +33,11 @@ from {{ cookiecutter.package_name }}.data import (
 )
 from {{ cookiecutter.package_name }}.data.demo import PLAN_CHANGES
 from {{ cookiecutter.package_name }}.data.inference import InferredSchema, infer_file, write_schema
-from {{ cookiecutter.package_name }}.metrics import default_primary_metric
-from {{ cookiecutter.package_name }}.train import train
+from {{ cookiecutter.package_name }}.features import model_input
+from {{ cookiecutter.package_name }}.metrics import default_primary_metric, predict_scores
+from {{ cookiecutter.package_name }}.store import Store
 
-from .conftest import cli
+from .conftest import cli, running
 
 MULTICLASS: Task = "multiclass_classification"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -63,7 +58,8 @@ def _wine() -> pd.DataFrame:
 
 
 def _project(root: Path, task: Task = MULTICLASS, **data: Any) -> Project:
-    """A project of `task` reading `TABLE`, described by `SCHEMA`; `data` sets keys of `data`."""
+    """A project of `task` reading `TABLE`, described by `SCHEMA`; `data` sets keys of `data`.
+    The service writes its log often, so a test reads what it just served."""
     config = {
         "data": {
             "source": {"kind": "file", "path": TABLE, "schema_path": SCHEMA},
@@ -75,6 +71,7 @@ def _project(root: Path, task: Task = MULTICLASS, **data: Any) -> Project:
             "model_family": "hist_gradient_boosting",
             "primary_metric": default_primary_metric(task),
         },
+        "serve": {"flush_seconds": 0.1},
         "tracking": {"experiment": "multiclass", "registered_model": "multiclass"},
     }
     path = root / "configs" / "project.yaml"
@@ -279,41 +276,70 @@ def test_the_multiclass_demo_ingests_every_class_into_every_split(tmp_path: Path
     assert inferred.schema.target.classes == PLAN_CHANGES
 
 
-STAGES = [
-    ("train",),
-    ("promote",),
-    ("ab-report",),
-    ("serve",),
-    ("batch-predict", "rows.csv", "scored.parquet"),
-    ("replay", "rows.csv"),
-    ("monitor",),
-    ("retrain",),
-]
-
-
-@pytest.mark.parametrize("command", STAGES, ids=[command[0] for command in STAGES])
-def test_a_stage_that_cannot_handle_multiclass_yet_refuses_it_at_its_start(
-    tmp_path: Path, command: tuple[str, ...]
-) -> None:
+@pytest.mark.e2e
+def test_penguins_go_from_the_file_to_a_champion_serving_every_class(tmp_path: Path) -> None:
+    """No edit beyond naming the target and the timestamp (and, the file being sorted by
+    species, the random split the refusal names): infer, ingest, train, then the service and
+    batch scoring answer the likeliest species with every species' probability."""
     project = _project(tmp_path, split={"strategy": "random"})
-    _with_table(project, _wine(), "target")
-    assert ingest(project, now=NOW).rows_valid == 178
-    code, output = cli(project, *command)
-    assert code == 2, output
-    stage = command[0]
-    assert (
-        f"error: {stage} does not support train.task: multiclass_classification yet "
-        "(configs/project.yaml): this version of the project takes multiclass_classification "
-        "through schema infer, demo-data, ingest only"
-    ) in output
-    assert "unexpected" not in output
-    assert stage not in PARTIAL_TASKS[MULTICLASS]
-    assert not (project.root / "mlflow.db").exists()  # refused before any work
+    table = _timestamped(load_penguins())
+    write_table(table, project.path(TABLE))
+    data = str(project.path(TABLE))
+    code, output = cli(
+        project, "schema", "infer", data, "--target", "species", "--timestamp", "seen_at"
+    )
+    assert code == 0, output
+    assert cli(project, "ingest")[0] == 0
+    code, output = cli(project, "train")
+    assert code == 0, output
+    assert "promoted: there is no champion yet" in output
+    assert "a multiclass model has no compiled form: its library scores it" in output
+    species = ("Adelie", "Chinstrap", "Gentoo")
 
+    rows = table.tail(5).drop(columns=["species"])
+    records = [
+        {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
+        for row in rows.to_dict(orient="records")
+    ]
+    store = Store.open(project)
+    _, model = store.load_champion()
+    schema = DataSchema.from_yaml(project.path(SCHEMA))
+    expected = predict_scores(
+        model, model_input(validate(rows, schema, now=NOW, scoring=True).valid, schema), MULTICLASS
+    )
+    with running(project) as client:
+        answers = [client.post("/predict", json=record) for record in records]
+        batch = client.post("/predict/batch", json={"rows": records})
+        outside = client.post(
+            "/feedback",
+            json={"prediction_id": answers[0].json()["prediction_id"], "label": "Emperor"},
+        )
+        labelled = client.post(
+            "/feedback",
+            json={"prediction_id": answers[0].json()["prediction_id"], "label": "Gentoo"},
+        )
+    assert [answer.status_code for answer in answers] == [200] * 5
+    assert batch.status_code == 200, batch.text
+    for answer, each, probabilities in zip(
+        answers, batch.json()["predictions"], expected, strict=True
+    ):
+        body = answer.json()
+        assert list(body["probabilities"]) == list(species)
+        assert body["probabilities"] == pytest.approx(
+            dict(zip(species, probabilities, strict=True))
+        )
+        assert body["label"] == species[int(probabilities.argmax())]
+        assert body["prediction"] == pytest.approx(probabilities.max())
+        assert each["probabilities"] == pytest.approx(body["probabilities"])
+    assert outside.status_code == 422
+    assert outside.json()["detail"][0]["loc"] == ["body", "label"]
+    assert labelled.status_code == 202
 
-def test_train_refuses_multiclass_in_python_too(tmp_path: Path) -> None:
-    project = _project(tmp_path, split={"strategy": "random"})
-    _with_table(project, _wine(), "target")
-    ingest(project, now=NOW)
-    with pytest.raises(UnsupportedStageError, match=r"train does not support train\.task"):
-        train(project)
+    scored = tmp_path / "scored.parquet"
+    code, output = cli(project, "batch-predict", data, str(scored))
+    assert code == 0, output
+    frame = pd.read_parquet(scored)
+    columns = [f"probability_{name}" for name in species]
+    assert set(frame["label"]) <= set(species)
+    assert frame[columns].sum(axis=1).to_numpy() == pytest.approx(1.0)
+    assert frame["prediction"].to_numpy() == pytest.approx(frame[columns].max(axis=1).to_numpy())

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from {{ cookiecutter.package_name }}.config import OnlineConfig, Project
+from {{ cookiecutter.package_name }}.data import project_schema
 from {{ cookiecutter.package_name }}.predictions import (
     FeedbackRecord,
     PredictionLog,
@@ -27,9 +28,11 @@ def test_assignment_is_stable_and_close_to_the_canary_share() -> None:
 
 
 def _log(project: Project, accuracy: dict[str, float], per_variant: int) -> None:
-    """Labelled predictions, exactly `accuracy` of them right (or close, for regression)."""
+    """Labelled predictions, exactly `accuracy` of them right (or close, for regression; for
+    three or more classes, 70% on the class decided)."""
     log = PredictionLog(project.prediction_log_url)
-    regression = project.config.train.task == "regression"
+    task = project.config.train.task
+    classes = len(project_schema(project).target.classes or ())
     predictions, feedback = [], []
     for variant, rate in accuracy.items():
         for i in range(per_variant):
@@ -37,8 +40,15 @@ def _log(project: Project, accuracy: dict[str, float], per_variant: int) -> None
             correct = i % 20 < round(rate * 20)
             label = float(i % 2)
             score = label if correct else 1 - label
-            if regression:
+            probabilities = None
+            if task == "regression":
                 label, score = 100.0, 100.0 + (1.0 if correct else 20.0) * (-1) ** i
+            elif task == "multiclass_classification":
+                label = float(i % classes)
+                score = label if correct else (label + 1) % classes
+                spread = [0.3 / (classes - 1)] * classes
+                spread[int(score)] = 0.7
+                probabilities = tuple(spread)
             predictions.append(
                 PredictionRecord(
                     prediction_id=pid,
@@ -49,6 +59,7 @@ def _log(project: Project, accuracy: dict[str, float], per_variant: int) -> None
                     prediction=score,
                     latency_ms=1.0,
                     ts=ts,
+                    probabilities=probabilities,
                 )
             )
             feedback.append(FeedbackRecord(pid, label=label, ts=ts + timedelta(days=1)))

@@ -132,6 +132,9 @@ def test_a_one_sided_split_is_refused_at_ingest_with_the_counts(project: Project
     if task == "binary_classification":
         frame.loc[frame.index[-300:], target] = 0  # the newest rows: one class only
         expected = r"holdout split\(s\) lack a class .*holdout: class 0: \d+\)"
+    elif task == "multiclass_classification":
+        frame.loc[frame.index[-300:], target] = "stay"  # the newest rows: one class only
+        expected = r"holdout split\(s\) lack a class of plan_change .*'cancel': 0 in holdout"
     else:
         frame.loc[frame.index[-300:], target] = 42.0  # the newest rows: a constant target
         expected = r"constant in the holdout split"

@@ -5,9 +5,12 @@ the service answering rows exactly as the file holds them, feedback, monitor and
 
 The table is statsmodels' RAND health insurance experiment (`randhie`, 20,190 people), a survey
 of coarse answers where identical rows are normal (55% of rows repeat another). Its target:
-`hlthg` (self-rated good health) for a classifier, `mdvis` (doctor visits) for a regression. It
-ships in no useful order; a copy sorted by the label (most visits first: the newest third are
-all 0) stands for the tables that come that way. (The affairs survey, `fair`, ships sorted by
+`hlthg` (self-rated good health) for a binary classifier, `mdvis` (doctor visits) for a
+regression. For three or more classes it is statsmodels' 1996 American National Election Study
+(`anes96`, 944 voters), whose target `PID` is party identification in seven classes, from strong
+Democrat (0) to strong Republican (6). Both ship in no useful order; a copy sorted by the label
+(most visits first: the newest third are all 0; the strongest Republicans last) stands for the
+tables that come that way. (The affairs survey, `fair`, ships sorted by
 its label, but on it no model beats the mean's RMSE: a regression there rightly registers
 nothing.)
 """
@@ -49,18 +52,23 @@ def with_times(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**{TIMESTAMP: times})
 
 
-def randhie(target: str) -> Table:
+def task_table() -> Table:
+    """The table and target of the project's task, as shipped."""
+    if TASK == "multiclass_classification":
+        return Table(sm.datasets.anes96.load_pandas().data, "PID")
+    target = "hlthg" if TASK == "binary_classification" else "mdvis"
     return Table(sm.datasets.randhie.load_pandas().data, target)
 
 
 def sorted_by_label() -> Table:
     """The task's table with its labels in one block each: a time split sees one of them only."""
-    target = "hlthg" if TASK == "binary_classification" else "mdvis"
-    frame = randhie(target).frame
-    descending = TASK != "binary_classification"
+    table = task_table()
+    descending = TASK == "regression"
     return Table(
-        frame.sort_values(target, ascending=not descending, kind="stable", ignore_index=True),
-        target,
+        table.frame.sort_values(
+            table.target, ascending=not descending, kind="stable", ignore_index=True
+        ),
+        table.target,
     )
 
 
@@ -169,7 +177,8 @@ def test_monitor_and_retrain_run_on_what_was_served(
     assert code in (0, 1, 3), output
     assert "retrain" in output
     code, output = cli(loop.project, "retrain")
-    assert code in (0, 1), output
+    # anes96's holdout is below promotion.min_holdout_rows: the gate keeps collecting (3).
+    assert code in ((0, 1, 3) if TASK == "multiclass_classification" else (0, 1)), output
     assert "decision record" in output
 
 
@@ -177,12 +186,12 @@ def test_records_planted_across_a_time_split_are_refused_naming_the_rule(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """The survey as shipped trains under the time split; 300 of its newest answers sent again
-    a month before (a re-import, a replayed queue) cross into training and are refused."""
+    a day before the first (a re-import, a replayed queue) cross into training and are refused."""
     project, data = own_project(tmp_path_factory.mktemp("planted"))
-    table = randhie("hlthg" if TASK == "binary_classification" else "mdvis")
+    table = task_table()
     frame = with_times(table.frame)
     copies = frame.tail(300).assign(
-        **{TIMESTAMP: [(START + timedelta(days=30, seconds=i)).isoformat() for i in range(300)]}
+        **{TIMESTAMP: [(START - timedelta(days=1, seconds=-i)).isoformat() for i in range(300)]}
     )
     write_table(pd.concat([frame, copies], ignore_index=True), data)
     code, output = cli(

@@ -215,6 +215,7 @@ def test_buckets_hold_equal_counts_and_never_too_few(project: Project) -> None:
                 "ts": pd.date_range("2025-01-01", periods=n, freq="min", tz="UTC"),
                 "model_version": version,
                 "prediction": rng.random(n),
+                "probabilities": None,  # a binary model logs one probability: `prediction`
                 "label": rng.integers(0, 2, n).astype(float),
             }
         )

@@ -38,7 +38,7 @@ from {{ cookiecutter.package_name }}.serve.prometheus import ServiceMetrics
 from {{ cookiecutter.package_name }}.store import CHAMPION, MODEL_PATH, Store, bounded_connect
 from {{ cookiecutter.package_name }}.train import train
 
-from .conftest import first_champion, free_port, running, write_project
+from .conftest import MULTICLASS, a_label, first_champion, free_port, running, write_project
 from .test_prediction_log import fault_folder, immutable, locked
 
 # Every test reads files the answers shape (tests/answers.py), and only through the task and the
@@ -195,7 +195,7 @@ def test_the_api_schema_documents_every_answer_and_bound(
 def test_feedback_joins_its_prediction(served: tuple[Project, httpx.Client]) -> None:
     project, client = served
     answer = client.post("/predict", json=_rows(project, 1)[0]).json()
-    label = 1.0 if project.config.train.task == "binary_classification" else 42.0
+    label, logged = a_label(project)
     accepted = client.post(
         "/feedback", json={"prediction_id": answer["prediction_id"], "label": label}
     )
@@ -203,8 +203,13 @@ def test_feedback_joins_its_prediction(served: tuple[Project, httpx.Client]) -> 
     assert (
         client.post("/feedback", json={"prediction_id": "nope", "label": label}).status_code == 404
     )
-    classify = project.config.train.task == "binary_classification"
-    for bad in (-1.0, True, 7, 0.5, "yes") if classify else (-1.0, True, "1"):
+    task = project.config.train.task
+    outside = {
+        "binary_classification": (-1.0, True, 7, 0.5, "yes"),
+        MULTICLASS: (-1.0, True, 1, "yes", "Upgrade"),
+        "regression": (-1.0, True, "1"),
+    }[task]
+    for bad in outside:
         refused = client.post(
             "/feedback", json={"prediction_id": answer["prediction_id"], "label": bad}
         )
@@ -215,7 +220,7 @@ def test_feedback_joins_its_prediction(served: tuple[Project, httpx.Client]) -> 
     def joined() -> bool:
         frame = log.read()
         match = frame[frame["prediction_id"] == answer["prediction_id"]]
-        return len(match) == 1 and match["label"].iloc[0] == label
+        return len(match) == 1 and match["label"].iloc[0] == logged
 
     _wait(joined)
 
@@ -233,8 +238,7 @@ def test_a_relabel_wins_is_kept_in_the_history_and_counted(
     project, client = served
     answer = client.post("/predict", json=_rows(project, 1)[0]).json()
     prediction_id = answer["prediction_id"]
-    classify = project.config.train.task == "binary_classification"
-    first, second = (0.0, 1.0) if classify else (42.0, 41.0)
+    (first, first_logged), (second, second_logged) = a_label(project, 0), a_label(project, 1)
     before = _relabels(client)
     for label, who in ((first, "labelling-job"), (second, "reviewer@example.com")):
         body = {"prediction_id": prediction_id, "label": label, "labelled_by": who}
@@ -246,10 +250,11 @@ def test_a_relabel_wins_is_kept_in_the_history_and_counted(
     log = PredictionLog(project.prediction_log_url)
     _wait(lambda: len(log.label_history(prediction_id)) == 2)
     history = log.label_history(prediction_id)
-    assert list(history["label"]) == [first, second]
+    assert list(history["label"]) == [first_logged, second_logged]
     assert list(history["labelled_by"]) == ["labelling-job", "reviewer@example.com"]
     frame = log.read()
-    assert frame.set_index("prediction_id").loc[prediction_id, "label"] == second, "latest wins"
+    latest = frame.set_index("prediction_id").loc[prediction_id, "label"]
+    assert latest == second_logged, "latest wins"
     _wait(lambda: _relabels(client) == before + 1)
 
 
@@ -366,7 +371,7 @@ def test_the_service_answers_while_its_log_is_locked_and_writes_it_after(
     log = PredictionLog(project.prediction_log_url)
     log.ensure_schema()
     rows = _rows(project, 20)
-    label = 1.0 if project.config.train.task == "binary_classification" else 42.0
+    label, logged = a_label(project)
 
     def metric(name: str) -> float:
         lines = client.get("/metrics").text.splitlines()
@@ -391,7 +396,7 @@ def test_the_service_answers_while_its_log_is_locked_and_writes_it_after(
         assert metric("service_log_rows_dropped_total") == 0
     frame = log.read().set_index("prediction_id")
     assert set(frame.index) == {answer.json()["prediction_id"] for answer in answers}
-    assert frame.loc[first, "label"] == label
+    assert frame.loc[first, "label"] == logged
 
     # The same project, set to leave the load balancer while its log cannot be written.
     strict = write_project(
@@ -565,26 +570,30 @@ def test_an_alias_swap_while_requests_flow_loses_none(tmp_path: Path) -> None:
         def scoring() -> str:
             return str(client.get("/metadata").json()["variants"]["champion"]["scoring"])
 
+        # A multiclass model has no compiled form: there, both versions are scikit-learn's.
+        first = "scikit-learn" if project.config.train.task == MULTICLASS else "compiled"
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = [pool.submit(hammer) for _ in range(2)]
-            assert scoring() == "compiled"
-            uncompiled = write_project(
-                project.root, sections={"serve": FAST, "train": {"compiled_scoring": False}}
-            )
-            train(uncompiled, family="baseline")
-            store = Store.open(project)
-            assert store.client.get_model_version(store.model_name, "2").tags["scoring"] == (
-                "scikit-learn"
-            )
-            store.set_alias(CHAMPION, "2")
-            _wait(lambda: serving("2"))
-            assert scoring() == "scikit-learn"
-            time.sleep(0.5)
-            store.set_alias(CHAMPION, "1")
-            _wait(lambda: serving("1"))
-            assert scoring() == "compiled"
-            time.sleep(0.5)
-            stop.set()
+            try:
+                assert scoring() == first
+                uncompiled = write_project(
+                    project.root, sections={"serve": FAST, "train": {"compiled_scoring": False}}
+                )
+                train(uncompiled, family="baseline")
+                store = Store.open(project)
+                assert store.client.get_model_version(store.model_name, "2").tags["scoring"] == (
+                    "scikit-learn"
+                )
+                store.set_alias(CHAMPION, "2")
+                _wait(lambda: serving("2"))
+                assert scoring() == "scikit-learn"
+                time.sleep(0.5)
+                store.set_alias(CHAMPION, "1")
+                _wait(lambda: serving("1"))
+                assert scoring() == first
+                time.sleep(0.5)
+            finally:  # a failed check must not leave the request threads running
+                stop.set()
             results = [item for future in futures for item in future.result()]
         assert {status for status, _ in results} == {200}
         versions = [version for _, version in results]
