@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from ..config import ConfigError, Project, ServeConfig
 from ..data import project_schema, row_key
-from ..metrics import decisions, logged_predictions
+from ..metrics import class_decisions, decisions, logged_predictions
 from ..predictions import FeedbackRecord, PredictionLog, PredictionRecord, short_reason
 from ..promote import assign_variant
 from ..scoring import COMPILED
@@ -143,11 +143,11 @@ class ServiceState:
             classes = self.schema.target.classes or ()
             return [
                 {
-                    "prediction": float(row.max()),
-                    "label": classes[int(row.argmax())],
+                    "prediction": float(row[decided]),
+                    "label": classes[decided],
                     "probabilities": dict(zip(classes, map(float, row), strict=True)),
                 }
-                for row in values
+                for row, decided in zip(values, class_decisions(values).tolist(), strict=True)
             ]
         return [{"prediction": float(v)} for v in values]
 
